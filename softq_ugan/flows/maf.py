@@ -1,0 +1,144 @@
+"""Conditional masked autoregressive flow (MAF), built on nflows.
+
+The U-GAN bridge ν(x|c) (VA §3.2, eq. 11-12; suppl. J.2.1): affine MAF blocks, each followed by an
+order-reversing permutation. MAF evaluates log ν in one pass (the cheap direction, used by the
+generator and MLE steps) and samples with ``features`` sequential passes.
+
+Shapes: ``x`` is ``(N, d)`` or, with a batch of contexts ``(B, c)``, ``(B, K, d)``; every method
+broadcasts the context over the K samples of its row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from nflows.distributions.normal import StandardNormal
+from nflows.flows.base import Flow
+from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+from nflows.transforms.base import CompositeTransform
+from nflows.transforms.permutations import ReversePermutation
+from torch import Tensor, nn
+
+
+class ConditionalMAF(nn.Module):
+    """Affine MAF with optional context, ``num_blocks`` × [MADE affine block, reverse permutation].
+
+    Args:
+        features: dimension d of x.
+        context_features: dimension c of the context (0: unconditional).
+        num_blocks: number of affine autoregressive blocks (VA suppl. J.2.1 uses 4-8).
+        hidden_features: width of each MADE hidden layer.
+        num_layers: hidden layers per MADE (the paper's blocks have two).
+    """
+
+    def __init__(
+        self,
+        features: int,
+        context_features: int = 0,
+        num_blocks: int = 5,
+        hidden_features: int = 64,
+        num_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        if features < 1 or num_blocks < 1 or hidden_features < 1 or num_layers < 1:
+            raise ValueError(
+                f"ConditionalMAF: features, num_blocks, hidden_features, num_layers must be >= 1, "
+                f"got {features}, {num_blocks}, {hidden_features}, {num_layers}"
+            )
+        self.features = features
+        self.context_features = context_features
+        layers = []
+        for _ in range(num_blocks):  # a fresh module per block: never share weights across blocks
+            layers.append(
+                MaskedAffineAutoregressiveTransform(
+                    features=features,
+                    hidden_features=hidden_features,
+                    context_features=context_features or None,
+                    num_blocks=num_layers,
+                    use_residual_blocks=False,
+                )
+            )
+            layers.append(ReversePermutation(features))
+        self.flow = Flow(CompositeTransform(layers), StandardNormal([features]))
+
+    # -- input handling -------------------------------------------------------------------------
+    def _check(self, x: Tensor | None, context: Tensor | None) -> None:
+        if x is not None and (x.ndim not in (2, 3) or x.shape[-1] != self.features):
+            raise ValueError(
+                f"ConditionalMAF: expected x of shape (N, {self.features}) or (B, K, {self.features}), "
+                f"got {tuple(x.shape)}"
+            )
+        if self.context_features:
+            if context is None:
+                raise ValueError(f"ConditionalMAF: a context of shape (B, {self.context_features}) is required")
+            if context.ndim != 2 or context.shape[-1] != self.context_features:
+                raise ValueError(
+                    f"ConditionalMAF: expected context of shape (B, {self.context_features}), "
+                    f"got {tuple(context.shape)}"
+                )
+        elif context is not None:
+            raise ValueError("ConditionalMAF: this flow has no context (context_features=0); pass context=None")
+
+    # -- density --------------------------------------------------------------------------------
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """log ν(x|c): ``(N, d)`` → ``(N,)`` (context ``(N, c)``) or ``(B, K, d)`` → ``(B, K)`` (context ``(B, c)``)."""
+        self._check(x, context)
+        if x.ndim == 2:
+            if context is not None and context.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"ConditionalMAF: x has {x.shape[0]} rows but context has {context.shape[0]}"
+                )
+            return self.flow.log_prob(x, context=context)
+        B, K, d = x.shape
+        if context is not None:
+            if context.shape[0] != B:
+                raise ValueError(f"ConditionalMAF: x has batch {B} but context has {context.shape[0]} rows")
+            context = context.unsqueeze(1).expand(B, K, context.shape[-1]).reshape(B * K, -1)
+        return self.flow.log_prob(x.reshape(B * K, d), context=context).reshape(B, K)
+
+    # -- sampling -------------------------------------------------------------------------------
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Differentiable samples and their log-density: ``(n, d), (n,)`` or ``(B, n, d), (B, n)``."""
+        self._check(None, context)
+        if num_samples < 1:
+            raise ValueError(f"ConditionalMAF: num_samples must be >= 1, got {num_samples}")
+        ref = next(self.parameters())  # noise in the flow's dtype and device (nflows draws float32)
+        rows = num_samples if context is None else context.shape[0] * num_samples
+        z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
+        ctx = None if context is None else context.repeat_interleave(num_samples, dim=0)
+        x, logdet = self.flow._transform.inverse(z, context=ctx)
+        # log ν(x) = log N(z) − log|det ∂x/∂z| (VA eq. 11)
+        log_prob = -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) - logdet
+        if context is None:
+            return x, log_prob
+        return x.reshape(-1, num_samples, self.features), log_prob.reshape(-1, num_samples)
+
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        """Differentiable samples: ``(n, d)`` without context, ``(B, n, d)`` with a context ``(B, c)``."""
+        return self.rsample_and_log_prob(num_samples, context)[0]
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        """Samples without gradient; shapes as :meth:`rsample`."""
+        return self.rsample(num_samples, context)
+
+    def forward(self, context: Tensor | None = None) -> "ConditionedMAF":
+        """zuko-style view: ``maf(c).log_prob(x)``, ``maf(c).sample(k)``."""
+        return ConditionedMAF(self, context)
+
+
+class ConditionedMAF:
+    """A :class:`ConditionalMAF` with its context fixed (what ``maf(context)`` returns)."""
+
+    def __init__(self, maf: ConditionalMAF, context: Tensor | None) -> None:
+        self.maf, self.context = maf, context
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.maf.log_prob(x, self.context)
+
+    def sample(self, num_samples: int = 1) -> Tensor:
+        return self.maf.sample(num_samples, self.context)
+
+    def rsample(self, num_samples: int = 1) -> Tensor:
+        return self.maf.rsample(num_samples, self.context)

@@ -1,0 +1,67 @@
+"""Small building blocks shared by the trainers: an MLP, and the optimizer step every trainer takes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class MLP(nn.Sequential):
+    """``in → hidden... → out`` with an activation between layers (none after the last)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (128, 128),
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), activation()]
+            width = h
+        layers.append(nn.Linear(width, out_features))
+        super().__init__(*layers)
+
+
+def with_context(x: Tensor, context: Tensor | None) -> Tensor:
+    """Concatenate a context ``(B, c)`` to inputs ``(B, K, f)`` (or ``(B, f)``), broadcasting over K."""
+    if context is None:
+        return x
+    if x.ndim == 3:
+        context = context.unsqueeze(1).expand(x.shape[0], x.shape[1], context.shape[-1])
+    return torch.cat([x, context], dim=-1)
+
+
+def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with the multi-tensor (foreach) kernel, which torch does not pick by default on CPU."""
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def check_finite(name: str, value: float, step: int) -> float:
+    """Raise a one-line error when a loss is NaN/inf, so training stops before parameters are corrupted."""
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"{name} is {value} at update {step}: a non-finite target log-density, Q value or exploding "
+            f"gradient; lower the learning rates or check the target"
+        )
+    return value
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor,
+    params: Iterable[Tensor],
+    max_grad_norm: float | None,
+) -> None:
+    """Zero, backpropagate into ``params`` only (other modules' gradients are untouched), clip, step."""
+    params = list(params)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=params)
+    if max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
