@@ -1,0 +1,206 @@
+"""Unnormalized GAN (U-GAN): a neural sampler for a density known up to a constant (VA §3.2).
+
+Model ρ = law of x = G(z; c). A conditional MAF bridge ν(x|c) tracks ρ by maximum likelihood; a
+critic D(x; c) estimates r1 = log ρ/ν by logistic regression of G-samples against ν-samples; the
+generator then descends the annealed reverse KL (VA eq. 9, SPEC §4)
+
+    E_z[ D(G) + log ν(G) − log u(G) ] − λ_t E_z[ log u(G) ],
+
+whose first part is KL(ρ‖u) up to log Z, since log ρ/u = r1 + log ν/u. The λ_t term tempers the
+target to u^(1+λ_t) (VA Corollary 2.2); λ_t follows an annealing schedule.
+
+The target is any callable ``log_prob(x, context) -> log u`` of shape ``x.shape[:-1]``; with a batch
+of contexts ``(B, c)`` every update draws ``batch_size`` samples per context, ``x`` of shape
+``(B, K, d)`` (the soft Q-learning agent calls it that way, with context = state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from softq_ugan.flows import ConditionalMAF
+from softq_ugan.gan.losses import logistic_critic_loss
+from softq_ugan.gan.schedules import make_schedule
+from softq_ugan.nets import adam, MLP, check_finite, optimizer_step, with_context
+
+LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
+
+
+@dataclass
+class UGANConfig:
+    """Hyperparameters of :class:`UGAN` (defaults measured on the 2-D toy targets, SPEC §4)."""
+
+    features: int
+    """Dimension d of the samples."""
+    context_features: int = 0
+    """Dimension c of the context (0: unconditional target)."""
+    latent_features: int | None = None
+    """Dimension of the generator's Gaussian noise z (None: same as ``features``)."""
+    generator_hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the generator MLP (VA suppl. J.3: 2×128)."""
+    critic_hidden: tuple[int, ...] = (128, 128)
+    """Hidden widths of the critic MLP estimating log ρ/ν."""
+    bridge_blocks: int = 5
+    """Affine MAF blocks in the bridge ν (VA suppl. J.2.1: 4-8)."""
+    bridge_hidden: int = 64
+    """Width of the two hidden layers of each MAF block."""
+    critic: bool = True
+    """Use the critic (the paper's U-GAN). False drops D: generator loss log ν(G) − (1+λ) log u(G)."""
+    critic_steps: int = 1
+    """Critic updates per generator update."""
+    bridge_steps: int = 5
+    """MLE updates of ν per generator update (one lets ν lag and the generator collapse; SPEC §4)."""
+    batch_size: int = 256
+    """Samples per update (per context when a batch of contexts is given)."""
+    lr_generator: float = 1e-3
+    """Adam learning rate of the generator."""
+    lr_critic: float = 1e-3
+    """Adam learning rate of the critic."""
+    lr_bridge: float = 1e-3
+    """Adam learning rate of the bridge."""
+    schedule: str = "none"
+    """Annealing schedule of λ_t: none, static, pma, nma, exp, oa (VA §5.1)."""
+    lambda0: float = 0.0
+    """Initial annealing weight λ_0 (target ∝ u^(1+λ); λ is kept above -1)."""
+    total_steps: int = 3000
+    """Annealing horizon T in updates: the decaying schedules reach λ=0 there."""
+    max_grad_norm: float | None = 10.0
+    """Gradient-norm clip for every network (None: no clipping)."""
+
+    def __post_init__(self) -> None:
+        if self.features < 1:
+            raise ValueError(f"UGANConfig: features must be >= 1, got {self.features}")
+        for name in ("batch_size", "bridge_steps", "critic_steps", "total_steps", "bridge_blocks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"UGANConfig: {name} must be >= 1, got {getattr(self, name)}")
+        make_schedule(self.schedule, self.lambda0, self.total_steps)  # fail early on unknown names
+
+
+class Generator(nn.Module):
+    """x = G(z; c): a noise-input MLP, optionally conditioned on a context."""
+
+    def __init__(self, latent_features: int, features: int, context_features: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.latent_features = latent_features
+        self.net = MLP(latent_features + context_features, features, hidden)
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(with_context(z, context))
+
+
+class Critic(nn.Module):
+    """D(x; c) → logit; trained by logistic regression so that D ≈ log ρ/ν (VA §3.2)."""
+
+    def __init__(self, features: int, context_features: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = MLP(features + context_features, 1, hidden)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.net(with_context(x, context)).squeeze(-1)
+
+
+class UGANSampler(nn.Module):
+    """The networks of a U-GAN: generator G, critic D (or None) and MAF bridge ν."""
+
+    def __init__(self, config: UGANConfig) -> None:
+        super().__init__()
+        c = config
+        self.features, self.context_features = c.features, c.context_features
+        latent = c.latent_features or c.features
+        self.generator = Generator(latent, c.features, c.context_features, c.generator_hidden)
+        self.critic = Critic(c.features, c.context_features, c.critic_hidden) if c.critic else None
+        self.bridge = ConditionalMAF(c.features, c.context_features, c.bridge_blocks, c.bridge_hidden)
+
+    def _check_context(self, context: Tensor | None) -> None:
+        if self.context_features:
+            if context is None or context.ndim != 2 or context.shape[-1] != self.context_features:
+                got = None if context is None else tuple(context.shape)
+                raise ValueError(f"U-GAN: expected a context of shape (B, {self.context_features}), got {got}")
+        elif context is not None:
+            raise ValueError("U-GAN: this sampler is unconditional (context_features=0); pass context=None")
+
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        """Differentiable generator samples: ``(n, d)``, or ``(B, n, d)`` for a context ``(B, c)``."""
+        self._check_context(context)
+        shape = (num_samples,) if context is None else (context.shape[0], num_samples)
+        z = torch.randn(*shape, self.generator.latent_features, device=self.generator.net[0].weight.device)
+        return self.generator(z, context)
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        """Generator samples without gradient; shapes as :meth:`rsample`."""
+        return self.rsample(num_samples, context)
+
+    def log_ratio(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Estimate of log ρ/ν at x (0 without a critic)."""
+        if self.critic is None:
+            return torch.zeros(x.shape[:-1], device=x.device, dtype=x.dtype)
+        return self.critic(x, context)
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Estimate of log ρ(x|c) = log ν(x|c) + D(x; c) (VA §3.2: r1 = log ρ/ν)."""
+        return self.bridge.log_prob(x, context) + self.log_ratio(x, context)
+
+
+class UGAN:
+    """U-GAN trainer: holds the sampler and its three optimizers; :meth:`update` is one step of SPEC §4."""
+
+    def __init__(self, config: UGANConfig, sampler: UGANSampler | None = None) -> None:
+        self.config = config
+        self.sampler = sampler if sampler is not None else UGANSampler(config)
+        s = self.sampler
+        self.generator_optimizer = adam(s.generator.parameters(), config.lr_generator)
+        self.critic_optimizer = (
+            adam(s.critic.parameters(), config.lr_critic) if s.critic is not None else None
+        )
+        self.bridge_optimizer = adam(s.bridge.parameters(), config.lr_bridge)
+        self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
+        self.num_updates = 0
+
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.sampler.sample(num_samples, context)
+
+    def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
+        """One U-GAN step against the unnormalized target ``log_prob(x, context)``; returns floats."""
+        c, s, t = self.config, self.sampler, self.num_updates
+        s._check_context(context)
+        n = c.batch_size
+        out: dict[str, float] = {}
+
+        # 1. critic: logistic regression of G-samples (label 1) against ν-samples (label 0) → D ≈ log ρ/ν
+        if s.critic is not None:
+            for _ in range(c.critic_steps):
+                with torch.no_grad():
+                    x_g, x_nu = s.rsample(n, context), s.bridge.rsample(n, context)
+                loss = logistic_critic_loss(s.critic(x_g, context), s.critic(x_nu, context))
+                out["critic_loss"] = check_finite("U-GAN critic loss", loss.item(), t)
+                optimizer_step(self.critic_optimizer, loss, s.critic.parameters(), c.max_grad_norm)
+
+        # 2. generator: E[D(G) + log ν(G) − (1+λ_t) log u(G)] (VA eq. 9 with the §3.2 density ratio)
+        lam = self.schedule(t)
+        x = s.rsample(n, context)
+        log_u = log_prob(x, context)
+        log_rho = s.log_prob(x, context)  # D + log ν, gradients reach only the generator (see below)
+        loss = (log_rho - (1.0 + lam) * log_u).mean()
+        out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
+        optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
+        with torch.no_grad():
+            out["kl_estimate"] = (log_rho - log_u).mean().item()  # KL(ρ‖u) + log Z
+            out["entropy"] = -log_rho.mean().item()
+            out["log_u"] = log_u.mean().item()
+
+        # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2)
+        for _ in range(c.bridge_steps):
+            with torch.no_grad():
+                x_g = s.rsample(n, context)
+            nll = -s.bridge.log_prob(x_g, context).mean()
+            out["bridge_nll"] = check_finite("U-GAN bridge NLL", nll.item(), t)
+            optimizer_step(self.bridge_optimizer, nll, s.bridge.parameters(), c.max_grad_norm)
+
+        out["lambda"] = lam
+        self.num_updates += 1
+        return out

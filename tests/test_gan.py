@@ -1,0 +1,266 @@
+"""Tests for softq_ugan.gan: paired losses, lambda_t schedules, DAE score and surrogate."""
+
+import math
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from softq_ugan.gan import (
+    DAE,
+    GAN_LOSSES,
+    LAMBDA_MIN,
+    SCHEDULES,
+    DAEScore,
+    DAEScoreConfig,
+    dae_loss,
+    dae_score,
+    get_gan_loss,
+    gradient_penalty,
+    jsd_generator_loss,
+    linear,
+    logistic_critic_loss,
+    make_schedule,
+    rkl_generator_loss,
+    score_surrogate,
+    wgan_critic_loss,
+    wgan_generator_loss,
+)
+
+# ----------------------------------------------------------------------------- losses
+
+
+@pytest.fixture
+def one_thread():
+    """Small-matrix training is faster on one thread than on two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_logistic_critic_loss_known_values():
+    zero = torch.zeros(7)
+    assert logistic_critic_loss(zero, zero).item() == pytest.approx(2 * math.log(2), abs=1e-6)
+    confident = logistic_critic_loss(torch.full((5,), 20.0), torch.full((5,), -20.0))
+    assert confident.item() == pytest.approx(0.0, abs=1e-8)
+    wrong = logistic_critic_loss(torch.full((5,), -20.0), torch.full((5,), 20.0))
+    assert wrong.item() == pytest.approx(40.0, rel=1e-6)
+
+
+def test_logistic_critic_exact_log_ratio_beats_perturbed():
+    torch.manual_seed(0)
+    xp, xq = torch.randn(20000), torch.randn(20000) + 1.0
+
+    def log_ratio(x):  # log N(x;0,1)/N(x;1,1)
+        return 0.5 - x
+
+    best = logistic_critic_loss(log_ratio(xp), log_ratio(xq))
+    for da, db in [(0.3, 0.0), (-0.3, 0.0), (0.0, 0.3), (0.0, -0.3)]:
+        other = logistic_critic_loss((1 + da) * log_ratio(xp) + db, (1 + da) * log_ratio(xq) + db)
+        assert best < other
+
+
+def test_logistic_critic_learns_log_density_ratio(one_thread):
+    torch.manual_seed(0)
+    xp, xq = torch.randn(4096, 1), torch.randn(4096, 1) + 1.0
+    critic = torch.nn.Linear(1, 1)
+    opt = torch.optim.Adam(critic.parameters(), lr=0.05)
+    for _ in range(300):
+        loss = logistic_critic_loss(critic(xp), critic(xq))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pts = torch.tensor([[-1.0], [0.0], [0.5], [1.0], [2.0]])
+    with torch.no_grad():
+        learned = critic(pts).squeeze(-1)
+    exact = 0.5 - pts.squeeze(-1)  # log p/q for p = N(0,1), q = N(1,1)
+    assert torch.all((learned - exact).abs() < 0.15), (learned, exact)
+
+
+def test_generator_losses_known_values():
+    z = torch.zeros(4)
+    assert jsd_generator_loss(z).item() == pytest.approx(math.log(2), abs=1e-6)
+    assert jsd_generator_loss(torch.full((3,), 20.0)).item() == pytest.approx(0.0, abs=1e-8)
+    logits = torch.tensor([1.0, -3.0, 0.5])
+    assert jsd_generator_loss(logits).item() == pytest.approx(F.softplus(-logits).mean().item(), abs=1e-7)
+    assert rkl_generator_loss(logits).item() == pytest.approx(0.5, abs=1e-6)
+    assert rkl_generator_loss(z).item() == 0.0
+
+
+def test_wgan_losses():
+    real = torch.tensor([1.0, 3.0])
+    fake = torch.tensor([-1.0, 0.0, 1.0])
+    assert wgan_critic_loss(real, fake).item() == pytest.approx(0.0 - 2.0)
+    assert wgan_generator_loss(fake).item() == pytest.approx(0.0)
+    assert wgan_generator_loss(real).item() == pytest.approx(-2.0)
+
+
+def test_gradient_penalty_linear_critic_vectors():
+    torch.manual_seed(0)
+    real, fake = torch.randn(16, 3), torch.randn(16, 3)
+    w_unit = torch.tensor([0.6, 0.0, 0.8])
+    assert gradient_penalty(lambda x: x @ w_unit, real, fake).item() == pytest.approx(0.0, abs=1e-5)
+
+    w = torch.tensor([1.0, 2.0, -2.0], requires_grad=True)  # ||w|| = 3
+    gp = gradient_penalty(lambda x: x @ w, real, fake, weight=10.0)
+    assert gp.item() == pytest.approx(10.0 * (3.0 - 1.0) ** 2, abs=1e-5)
+    # create_graph=True: the penalty is differentiable w.r.t. the critic's parameters
+    (g,) = torch.autograd.grad(gp, w)
+    expected = 10.0 * 2 * (3.0 - 1.0) * w.detach() / 3.0
+    assert torch.allclose(g, expected, atol=1e-4)
+
+
+def test_gradient_penalty_images_and_context():
+    torch.manual_seed(0)
+    real, fake = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
+    w = torch.randn(1, 4, 4)
+    norm = w.norm().item()
+
+    def critic(x):
+        return (x * w).flatten(1).sum(1)
+
+    gp = gradient_penalty(critic, real, fake, weight=2.0)
+    assert gp.item() == pytest.approx(2.0 * (norm - 1.0) ** 2, abs=1e-5)
+
+    ctx = torch.randn(8, 5)
+    gp_ctx = gradient_penalty(lambda x, c: critic(x) + c.sum(-1), real, fake, context=ctx, weight=2.0)
+    assert gp_ctx.item() == pytest.approx(2.0 * (norm - 1.0) ** 2, abs=1e-5)
+
+    with pytest.raises(ValueError, match="same shape"):
+        gradient_penalty(critic, real, fake[:4])
+
+
+def test_gan_loss_registry():
+    assert set(GAN_LOSSES) == {"jsd", "rkl", "wgan-gp"}
+    assert get_gan_loss("jsd").critic_loss is logistic_critic_loss
+    assert get_gan_loss("rkl").critic_loss is logistic_critic_loss
+    assert get_gan_loss("rkl").generator_loss is rkl_generator_loss
+    assert get_gan_loss("wgan-gp").needs_gradient_penalty
+    assert not get_gan_loss("jsd").needs_gradient_penalty
+    with pytest.raises(ValueError, match=r"unknown GAN loss 'kl'; choose one of: jsd, rkl, wgan-gp"):
+        get_gan_loss("kl")
+
+
+# ----------------------------------------------------------------------------- schedules
+
+T = 1000
+DECAYING = ["pma", "nma", "exp", "oa"]
+
+
+@pytest.mark.parametrize("name", DECAYING)
+def test_decaying_schedules_reach_zero_at_T(name):
+    for lam0 in (0.5, -0.5, 3.0):
+        s = make_schedule(name, lam0, T)
+        for t in (T, T + 1, 2 * T):
+            assert s(t) == 0.0, (name, lam0, t)
+
+
+def test_schedule_start_values():
+    assert make_schedule("pma", 0.5, T)(0) == pytest.approx(0.5)
+    assert make_schedule("pma", -0.5, T)(0) == pytest.approx(0.5)
+    assert make_schedule("nma", 0.5, T)(0) == pytest.approx(-0.5)
+    assert make_schedule("nma", 3.0, T)(0) == pytest.approx(-0.99)  # clamped
+    assert make_schedule("nma", 0.99, T)(0) == pytest.approx(-0.99)
+    assert make_schedule("exp", 2.0, T)(0) == pytest.approx(2.0)
+    assert make_schedule("exp", -0.3, T)(0) == pytest.approx(-0.3)
+    assert make_schedule("oa", 1.5, T)(0) == pytest.approx(1.5)
+    assert make_schedule("static", 0.7, T)(123) == pytest.approx(0.7)
+    assert make_schedule("none", 0.7, T)(0) == 0.0
+    assert make_schedule("pma", 1.0, T)(T // 2) == pytest.approx(0.5)
+    assert make_schedule("exp", 1.0, T)(T - 1) == pytest.approx(math.exp(-5 * (T - 1) / T))
+    assert make_schedule("exp", 1.0, T, kappa=0.01)(100) == pytest.approx(math.exp(-1.0))
+
+
+def test_oscillatory_sign_changes_and_envelope():
+    lam0 = 2.0
+    s = make_schedule("oa", lam0, T)
+    vals = [s(t) for t in range(T)]
+    nonzero = [v for v in vals if v != 0.0]
+    changes = sum(1 for a, b in zip(nonzero, nonzero[1:]) if (a > 0) != (b > 0))
+    assert changes == 10
+    for t, v in enumerate(vals):
+        assert abs(v) <= linear(t, T, lam0) + 1e-12
+
+
+def test_schedules_clamped_below():
+    for name in SCHEDULES:
+        s = make_schedule(name, -5.0, T)
+        assert min(s(t) for t in range(0, T + 10, 7)) >= LAMBDA_MIN
+
+
+def test_schedules_pickle():
+    for name in SCHEDULES:
+        kw = {"cycles": 3} if name == "oa" else {}
+        s = make_schedule(name, 0.8, 500, **kw)
+        s2 = pickle.loads(pickle.dumps(s))
+        assert s2 == s
+        assert [s2(t) for t in range(0, 600, 13)] == [s(t) for t in range(0, 600, 13)]
+
+
+def test_schedule_bad_input():
+    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'; choose one of: exp, nma, none, oa, pma, static"):
+        make_schedule("cosine", 1.0, T)
+    with pytest.raises(ValueError, match="total_steps"):
+        make_schedule("pma", 1.0, 0)
+    with pytest.raises(ValueError, match="unexpected"):
+        make_schedule("pma", 1.0, T, kappa=0.1)
+
+
+# ----------------------------------------------------------------------------- DAE score
+
+
+def test_dae_starts_as_identity_and_loss_shapes():
+    dae = DAE(3, hidden_features=16)
+    x = torch.randn(2, 5, 3)
+    assert torch.equal(dae(x), x)
+    assert torch.equal(dae_score(dae, x, 0.1), torch.zeros_like(x))
+    noise = torch.randn_like(x)
+    # identity phi: ||x - (x + sigma xi)||^2 = sigma^2 ||xi||^2
+    expected = (0.01 * noise.pow(2).sum(-1)).mean()
+    assert dae_loss(dae, x, 0.1, noise=noise).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_dae_score_matches_gaussian_score(one_thread):
+    torch.manual_seed(0)
+    m, s, sigma = torch.tensor([1.0, -1.0]), 0.7, 0.1
+    est = DAEScore(DAEScoreConfig(features=2, sigma=sigma, hidden_features=64, lr=3e-3))
+    for i in range(600):
+        if i == 300:  # lower the step size to average out the noisy eq. 10 regression target
+            for g in est.optimizer.param_groups:
+                g["lr"] = 3e-4
+        out = est.update(m + s * torch.randn(1024, 2))
+    assert set(out) == {"dae_loss"} and math.isfinite(out["dae_loss"])
+    x = m + s * torch.randn(2000, 2)
+    score = est.score(x)
+    assert not score.requires_grad
+    smoothed = -(x - m) / (s**2 + sigma**2)  # score of N(m, s^2) * N(0, sigma^2)
+    cos = F.cosine_similarity(score, smoothed, dim=-1).mean().item()
+    rel = ((score - smoothed).norm() / smoothed.norm()).item()
+    assert cos > 0.95 and rel < 0.3, (cos, rel)
+
+
+def test_score_surrogate_gradient_is_chain_rule_and_stops_at_score():
+    torch.manual_seed(0)
+    z = torch.randn(6, 3)
+    theta = torch.randn(2, 3, requires_grad=True)
+    x = z @ theta.T  # tiny linear generator G(z; theta), x in R^2
+    src = torch.randn(6, 2, requires_grad=True)
+    score = -x + 2.0 * src  # depends on theta and on src: neither may receive gradient via S
+    r = score_surrogate(x, score)
+    assert r.shape == (6,)
+    r.sum().backward()
+    # d/dtheta sum_n x_n^T S_n = sum_n S_n z_n^T = (dG/dtheta)^T S
+    expected = score.detach().T @ z
+    assert torch.allclose(theta.grad, expected, atol=1e-6)
+    assert src.grad is None
+    with pytest.raises(ValueError, match="shape"):
+        score_surrogate(x, score[:, :1])
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="sigma"):
+        DAEScoreConfig(features=2, sigma=0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        dae_loss(DAE(2), torch.zeros(3, 2), sigma=-1.0)

@@ -1,0 +1,98 @@
+"""U-GAN and reverse-KL MAF samplers against known targets (distances to ground truth)."""
+
+import pytest
+import torch
+
+from softq_ugan.baselines import MAFRKL, MAFRKLConfig
+from softq_ugan.metrics import evaluate_samples
+from softq_ugan.targets import make_target
+from softq_ugan.ugan import UGAN, UGANConfig
+
+# smaller than the CLI defaults so the suite stays fast on 2 cores; still well inside the goals
+FAST = dict(batch_size=128, bridge_blocks=4, bridge_hidden=48, generator_hidden=(64, 64), critic_hidden=(64, 64))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def train(trainer, log_prob, steps, context=None):
+    for _ in range(steps):
+        stats = trainer.update(log_prob, context)
+    return stats
+
+
+def test_ugan_samples_banana():
+    torch.manual_seed(0)
+    target = make_target("banana")
+    trainer = UGAN(UGANConfig(features=2, total_steps=1200, **FAST))
+    stats = train(trainer, target.log_prob, 1200)
+    assert set(stats) >= {"critic_loss", "generator_loss", "bridge_nll", "lambda", "kl_estimate"}
+    assert all(isinstance(v, float) for v in stats.values())
+    m = evaluate_samples(trainer.sample(2000), target, n_ref=2000, seed=1)
+    assert m["mmd2"] <= 0.005, m
+
+
+def test_ugan_nma_covers_both_kidney_modes():
+    torch.manual_seed(0)
+    target = make_target("kidney")
+    trainer = UGAN(UGANConfig(features=2, schedule="nma", lambda0=-1.0, total_steps=1200, **FAST))
+    train(trainer, target.log_prob, 1200)
+    m = evaluate_samples(trainer.sample(2000), target, seed=1)
+    assert all(0.3 <= mass <= 0.7 for mass in m["mode_mass"]), m
+    assert m["mmd2"] <= 0.005, m
+
+
+def test_ugan_with_context_learns_a_conditional_target():
+    """log u(x|c) = log N(x; W c, 0.3² I): K samples per context, means follow the context."""
+    torch.manual_seed(0)
+    W = torch.tensor([[1.0, 0.0, 0.5], [0.0, -1.0, 0.5]])
+
+    def log_prob(x, c):  # x (B, K, 2), c (B, 3)
+        return -0.5 * ((x - (c @ W.T).unsqueeze(1)) / 0.3).pow(2).sum(-1)
+
+    cfg = UGANConfig(features=2, context_features=3, latent_features=2, **{**FAST, "batch_size": 16})
+    trainer = UGAN(cfg)
+    for _ in range(800):
+        trainer.update(log_prob, torch.randn(32, 3))
+    c = torch.randn(8, 3)
+    x = trainer.sample(500, c)
+    assert x.shape == (8, 500, 2)
+    assert torch.allclose(x.mean(1), c @ W.T, atol=0.15)
+    assert torch.allclose(x.std(1), torch.full((8, 2), 0.3), atol=0.08)
+
+
+def test_critic_free_variant_and_maf_rkl_baseline_sample_banana():
+    torch.manual_seed(1)
+    target = make_target("banana")
+    nocritic = UGAN(UGANConfig(features=2, critic=False, total_steps=800, **FAST))
+    assert nocritic.sampler.critic is None
+    stats = train(nocritic, target.log_prob, 800)
+    assert "critic_loss" not in stats
+    maf = MAFRKL(MAFRKLConfig(features=2, bridge_blocks=4, bridge_hidden=48, batch_size=128, total_steps=600))
+    train(maf, target.log_prob, 600)
+    for trainer in (nocritic, maf):
+        m = evaluate_samples(trainer.sample(2000), target, seed=2)
+        assert m["mmd2"] <= 0.01, (type(trainer).__name__, m)
+
+
+def test_nan_target_stops_with_a_clear_error():
+    trainer = UGAN(UGANConfig(features=2, **FAST))
+    with pytest.raises(FloatingPointError, match="generator loss is nan"):
+        trainer.update(lambda x, c: torch.full(x.shape[:-1], float("nan")))
+
+
+def test_bad_config_and_context_raise():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        UGANConfig(features=2, schedule="cosine")
+    with pytest.raises(ValueError, match="bridge_steps"):
+        UGANConfig(features=2, bridge_steps=0)
+    trainer = UGAN(UGANConfig(features=2, context_features=3, **FAST))
+    with pytest.raises(ValueError, match=r"\(B, 3\)"):
+        trainer.update(lambda x, c: -x.pow(2).sum(-1), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="unconditional"):
+        UGAN(UGANConfig(features=2, **FAST)).sample(3, torch.randn(2, 3))
