@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_METHODS = ["ugan:none", "ugan:nma", "ugan:oa", "maf-rkl:none"]
-LAMBDA0 = {"none": 0.0, "nma": -1.0, "oa": -1.0, "pma": 1.0, "static": -0.5, "exp": -1.0}
+LAMBDA0 = {"none": 0.0, "nma": -1.0, "oa": -1.0, "pma": 1.0, "static": -0.5, "exp": -1.0, "geo": -1.0}
 
 
 def run_one(target: str, method: str, schedule: str, seed: int, steps: int, out: Path) -> dict:
@@ -71,7 +71,7 @@ def report(run_dir: Path, targets: list[str], methods: list[str], command: str) 
         "samples), MMD² fine (bandwidth/5), modes covered (a mode is covered when it is the nearest mode of a "
         "high-quality sample), %HQ (mixtures: within 3 std of a mode; banana/kidney: inside the 99.7% "
         "highest-density region), min mode mass (smallest fraction of samples nearest one mode; 1/M is "
-        "perfect), seconds of training (3,000 updates, batch 256). λ₀: nma −1, oa −1 (λ clamped at −0.99).\n\n"
+        "perfect), seconds of training (3,000 updates, batch 256). λ₀: nma −1, oa −1 (λ clamped at −0.99); geo: β = 1+λ held at 1e-3 for the first quarter, log-linear to 1 by three quarters.\n\n"
         "| target | method | schedule | seeds | MMD² | MMD² fine | modes (median) | modes per seed | %HQ | min mode mass | s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )

@@ -25,7 +25,7 @@ class MAFRKLConfig:
     """Dimension d of the samples."""
     context_features: int = 0
     """Dimension c of the context (0: unconditional)."""
-    bridge_blocks: int = 5
+    bridge_blocks: int = 4
     """Affine MAF blocks."""
     bridge_hidden: int = 64
     """Width of the two hidden layers of each block."""

@@ -44,8 +44,8 @@ class UGANConfig:
     """Hidden widths of the generator MLP (VA suppl. J.3: 2×128)."""
     critic_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the critic MLP estimating log ρ/ν."""
-    bridge_blocks: int = 5
-    """Affine MAF blocks in the bridge ν (VA suppl. J.2.1: 4-8)."""
+    bridge_blocks: int = 4
+    """Affine MAF blocks in the bridge ν (VA suppl. J.2.1: 4-8; 4 measured as good as 5 on kidney and 25% faster)."""
     bridge_hidden: int = 64
     """Width of the two hidden layers of each MAF block."""
     critic: bool = True

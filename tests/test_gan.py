@@ -146,7 +146,7 @@ def test_gan_loss_registry():
 # ----------------------------------------------------------------------------- schedules
 
 T = 1000
-DECAYING = ["pma", "nma", "exp", "oa"]
+DECAYING = ["pma", "nma", "exp", "oa", "geo"]
 
 
 @pytest.mark.parametrize("name", DECAYING)
@@ -187,7 +187,17 @@ def test_oscillatory_sign_changes_and_envelope():
 def test_schedules_clamped_below():
     for name in SCHEDULES:
         s = make_schedule(name, -5.0, T)
-        assert min(s(t) for t in range(0, T + 10, 7)) >= LAMBDA_MIN
+        floor = -1 + 1e-3 if name == "geo" else LAMBDA_MIN  # geo's own floor: beta_min = 1e-3 > 0
+        assert min(s(t) for t in range(0, T + 10, 7)) >= floor - 1e-12
+
+
+def test_geometric_tempering_holds_then_rises_log_linearly():
+    s = make_schedule("geo", -1.0, T, beta_min=1e-4)
+    assert s(0) == pytest.approx(1e-4 - 1) and s(T // 4 - 1) == pytest.approx(1e-4 - 1)
+    assert s(T // 2) + 1 == pytest.approx(1e-2)  # halfway in log beta between 1e-4 and 1
+    betas = [s(t) + 1 for t in range(T)]
+    assert all(b1 >= b0 for b0, b1 in zip(betas, betas[1:]))
+    assert s(3 * T // 4) == 0.0
 
 
 def test_schedules_pickle():
@@ -200,7 +210,7 @@ def test_schedules_pickle():
 
 
 def test_schedule_bad_input():
-    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'; choose one of: exp, nma, none, oa, pma, static"):
+    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'; choose one of: exp, geo, nma, none, oa, pma, static"):
         make_schedule("cosine", 1.0, T)
     with pytest.raises(ValueError, match="total_steps"):
         make_schedule("pma", 1.0, 0)

@@ -18,6 +18,7 @@ from softq_ugan.gan.schedules import (
     exponential,
     linear,
     make_schedule,
+    geometric,
     oscillatory,
     static,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "exponential",
     "linear",
     "make_schedule",
+    "geometric",
     "oscillatory",
     "static",
     "DAE",

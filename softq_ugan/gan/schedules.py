@@ -5,7 +5,7 @@ generator targets ``u^(1 + lambda_t)``; ``lambda_t -> 0`` recovers the untempere
 Schedules follow VA supplement I.1 and SPEC §4. Each is a pure function of
 ``(t, T, lambda0, ...)`` returning a float.
 
-Every schedule's output is clamped to ``>= LAMBDA_MIN = -0.99``: at ``lambda = -1`` the tempered
+Every schedule's output but "geo" (which has its own floor ``beta_min > 0``) is clamped to ``>= LAMBDA_MIN = -0.99``: at ``lambda = -1`` the tempered
 target ``u^0`` is flat and improper on ``R^d`` (SPEC §4), and below it the target is inverted.
 """
 
@@ -21,6 +21,7 @@ __all__ = [
     "linear",
     "exponential",
     "oscillatory",
+    "geometric",
     "Schedule",
     "SCHEDULES",
     "make_schedule",
@@ -92,6 +93,25 @@ def oscillatory(t: float, T: float, lambda0: float, cycles: float = 5) -> float:
     return _clamp(lam)
 
 
+def geometric(
+    t: float, T: float, lambda0: float, beta_min: float = 1e-3, hold: float = 0.25, end: float = 0.75
+) -> float:
+    """Geometric tempering: ``beta_t = 1 + lambda_t`` held at ``beta_0``, then log-linear up to 1.
+
+    ``beta_0 = max(1 + lambda0, beta_min)``; beta is held for ``t < hold T``, rises log-linearly
+    until ``end T`` and is 1 (``lambda = 0``) from there on. Spends long at the tiny beta that makes
+    barriers between far-apart narrow modes crossable (SPEC §4); beta_min > 0 keeps the target
+    proper, so this schedule may go below ``LAMBDA_MIN``.
+    """
+    _check(t, T)
+    if not 0 < beta_min <= 1 or not 0 <= hold < end <= 1:
+        raise ValueError(f"need 0 < beta_min <= 1 and 0 <= hold < end <= 1, got {beta_min}, {hold}, {end}")
+    beta0 = min(max(1.0 + lambda0, beta_min), 1.0)
+    frac = min(max((t / T - hold) / (end - hold), 0.0), 1.0)
+    # log beta_t linear from log beta_0 to 0 (geometric tempering)
+    return beta0 ** (1.0 - frac) - 1.0
+
+
 def _none(t: float, T: float, lambda0: float) -> float:
     _check(t, T)
     return 0.0
@@ -113,6 +133,7 @@ _REGISTRY: dict[str, tuple[Callable[..., float], frozenset[str]]] = {
     "nma": (_nma, frozenset()),
     "exp": (exponential, frozenset({"kappa"})),
     "oa": (oscillatory, frozenset({"cycles"})),
+    "geo": (geometric, frozenset({"beta_min", "hold", "end"})),
 }
 
 SCHEDULES: tuple[str, ...] = tuple(sorted(_REGISTRY))
@@ -145,7 +166,8 @@ def make_schedule(name: str, lambda0: float, total_steps: int, **kwargs: Any) ->
     """Build a picklable schedule ``t -> lambda_t`` by name.
 
     Names: "none" (always 0), "static", "pma" (linear from ``+|lambda0|``), "nma" (linear from
-    ``-|lambda0|``), "exp" (``kappa=None``), "oa" (``cycles=5``).
+    ``-|lambda0|``), "exp" (``kappa=None``), "oa" (``cycles=5``), "geo" (``beta_min=1e-3``,
+    ``hold=0.25``, ``end=0.75``).
 
     Raises:
         ValueError: unknown name (lists the valid ones), ``total_steps <= 0``, or an unexpected
