@@ -1,0 +1,206 @@
+"""SoftQPolicy: twin soft Q networks, their targets, and an amortized sampler of exp(Q(s,·)/τ).
+
+The sampler works in pre-squash space y ∈ R^d with actions a = tanh(y) ∈ (-1, 1)^d (SPEC §5); its
+context is the state's features. Samplers come from a registry (``SAMPLERS``) of builders returning
+``(module, trainer)``: the module (an ``nn.Module`` with ``rsample(k, context)``) belongs to the
+policy's state dict, the trainer holds the sampler's optimizers and does ``update(log_prob, context)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import Tensor, nn
+
+from softq_ugan.soft_value import boltzmann_log_prob
+from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
+
+
+def build_ugan(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """U-GAN sampler of SPEC §4-5 (VA suppl. J.3 sizes: generator 2×128, 4 MAF blocks)."""
+    kwargs.setdefault("lr_generator", lr)
+    kwargs.setdefault("lr_critic", lr)
+    kwargs.setdefault("lr_bridge", lr)
+    kwargs.setdefault("total_steps", total_steps)
+    config = UGANConfig(features=action_dim, context_features=context_dim, **kwargs)
+    module = UGANSampler(config)
+    return module, UGAN(config, sampler=module)
+
+
+# name → builder(action_dim, context_dim, lr, total_steps, **sampler_kwargs) → (nn.Module, trainer)
+SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {"ugan": build_ugan}
+
+# the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
+# particles per state, NMA annealing over `anneal_steps` updates
+UGAN_RL_DEFAULTS = dict(
+    batch_size=8, bridge_steps=1, bridge_hidden=64, schedule="nma", lambda0=-0.5, generator_hidden=(128, 128),
+    critic_hidden=(128, 128),
+)
+
+
+def check_sampler(name: str) -> None:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{name}'; choose one of: {', '.join(sorted(SAMPLERS))}")
+
+
+class SoftQPolicy(BasePolicy):
+    """Policy of :class:`agents.softq.SoftQ`.
+
+    :param net_arch: hidden widths of the Q networks (VA suppl. J.3: [128, 128]).
+    :param sampler: name in ``SAMPLERS``.
+    :param sampler_kwargs: overrides of the sampler's config (e.g. ``bridge_steps``, ``schedule``).
+    :param temperature: τ of the Boltzmann policy exp(Q/τ).
+    :param num_eval_particles: candidates for deterministic actions (the best-Q one is taken).
+    :param anneal_steps: annealing horizon of the sampler's λ_t, in gradient steps.
+    """
+
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        sampler: str = "ugan",
+        sampler_kwargs: dict[str, Any] | None = None,
+        temperature: float = 1.0,
+        num_eval_particles: int = 32,
+        anneal_steps: int = 20_000,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        check_sampler(sampler)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.net_arch = [128, 128] if net_arch is None else list(net_arch)
+        self.activation_fn = activation_fn
+        self.sampler_name = sampler
+        self.sampler_kwargs = dict(sampler_kwargs or {})
+        self.temperature = temperature
+        self.num_eval_particles = num_eval_particles
+        self.anneal_steps = anneal_steps
+        self.n_critics = n_critics
+        self.action_dim = int(spaces.flatdim(action_space))
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        critic_kwargs = dict(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            net_arch=self.net_arch,
+            activation_fn=self.activation_fn,
+            normalize_images=self.normalize_images,
+            n_critics=self.n_critics,
+            share_features_extractor=False,
+        )
+        self.sampler_features = self.make_features_extractor()
+        self.features_dim = self.sampler_features.features_dim
+
+        def make_critic() -> ContinuousCritic:
+            extractor = self.make_features_extractor()
+            return ContinuousCritic(**critic_kwargs, features_extractor=extractor, features_dim=extractor.features_dim)
+
+        self.critic, self.critic_target = make_critic().to(self.device), make_critic().to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.set_training_mode(False)
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+        kwargs = {**(UGAN_RL_DEFAULTS if self.sampler_name == "ugan" else {}), **self.sampler_kwargs}
+        self.sampler, self.sampler_trainer = SAMPLERS[self.sampler_name](
+            self.action_dim, self.features_dim, lr_schedule(1), self.anneal_steps, **kwargs
+        )
+        self.sampler.to(self.device)
+        latent = getattr(getattr(self.sampler, "generator", None), "latent_features", self.action_dim)
+        # fixed candidate noise for deterministic actions, so predict(deterministic=True) is a function of s
+        self.register_buffer("eval_noise", torch.randn(self.num_eval_particles, latent, generator=torch.Generator().manual_seed(0)))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            net_arch=self.net_arch,
+            activation_fn=self.activation_fn,
+            sampler=self.sampler_name,
+            sampler_kwargs=self.sampler_kwargs,
+            temperature=self.temperature,
+            num_eval_particles=self.num_eval_particles,
+            anneal_steps=self.anneal_steps,
+            n_critics=self.n_critics,
+            lr_schedule=self._dummy_schedule,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+            features_extractor_class=self.features_extractor_class,
+            features_extractor_kwargs=self.features_extractor_kwargs,
+        )
+        return data
+
+    # -- the Boltzmann target and sampling --------------------------------------------------------
+    def context(self, obs: PyTorchObs) -> Tensor:
+        """The sampler's context: the state's features ``(B, c)``."""
+        return self.extract_features(obs, self.sampler_features)
+
+    def q_min(self, obs: Tensor, actions: Tensor, target: bool = False) -> Tensor:
+        """min_i Q_i(s, a) for obs ``(B, o)`` and actions ``(B, K, d)`` → ``(B, K)``."""
+        B, K, d = actions.shape
+        critic = self.critic_target if target else self.critic
+        obs_rep = obs.repeat_interleave(K, dim=0) if not isinstance(obs, dict) else {
+            k: v.repeat_interleave(K, dim=0) for k, v in obs.items()}
+        q = torch.cat(critic(obs_rep, actions.reshape(B * K, d)), dim=1).min(dim=1).values
+        return q.reshape(B, K)
+
+    def boltzmann_log_prob(self, obs: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """log u(y|s) = min_i Q_i(s, tanh y)/τ + Σ log(1 − tanh² y), as a function of (y, context) (SPEC §5)."""
+
+        def log_prob(y: Tensor, context: Tensor | None = None) -> Tensor:
+            return boltzmann_log_prob(self.q_min(obs, torch.tanh(y)), y, self.temperature)
+
+        return log_prob
+
+    def sample_actions(self, obs: PyTorchObs, num_samples: int) -> Tensor:
+        """K actions per state from the sampler: ``(B, K, d)`` in (-1, 1)."""
+        return torch.tanh(self.sampler.rsample(num_samples, self.context(obs)))
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> Tensor:
+        with torch.no_grad():
+            context = self.context(observation)
+            if not deterministic:
+                return torch.tanh(self.sampler.rsample(1, context)[:, 0])
+            # best-Q of K fixed-noise samples (SPEC §5: deterministic evaluation)
+            B = context.shape[0]
+            z = self.eval_noise.unsqueeze(0).expand(B, -1, -1)
+            actions = torch.tanh(self.sampler.generator(z, context))
+            best = self.q_min(observation, actions).argmax(dim=1)
+            return actions[torch.arange(B), best]
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.critic.set_training_mode(mode)
+        self.sampler.train(mode)
+        self.training = mode
+
+
+MlpPolicy = SoftQPolicy

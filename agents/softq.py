@@ -1,0 +1,199 @@
+"""SoftQ: soft Q-learning (Haarnoja et al. 2017) with an amortized U-GAN policy sampler (VA §5.3).
+
+An SB3 ``OffPolicyAlgorithm``: ``SoftQ("MlpPolicy", env).learn(...)`` works with SB3's callbacks,
+VecEnvs, save/load and logger. Per gradient step:
+
+1. soft Bellman target ``Q̂ = r_scale·r + γ(1 − terminated)·V(s')`` with V by importance sampling
+   over M particles from the uniform proposal or the sampler's MAF bridge (SPEC §5);
+2. twin Q regression to Q̂, Polyak update of the target critic;
+3. one sampler update against exp(Q(s,·)/τ) in tanh pre-squash space, K particles per state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update
+
+from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
+from softq_ugan.metrics import ess
+from softq_ugan.soft_value import soft_value, tanh_log_proposal, uniform_log_proposal
+
+PROPOSALS = ("uniform", "bridge")
+
+
+class SoftQ(OffPolicyAlgorithm):
+    """Soft Q-learning with an amortized sampler policy.
+
+    :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan").
+    :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards).
+    :param reward_scale: multiplies rewards in the Bellman target.
+    :param value_particles: M, particles of the importance-sampled soft value.
+    :param proposal: "uniform" on the action box (SQL) or "bridge" (the sampler's MAF, in y-space).
+    :param sampler_batch_size: states of each batch used for the sampler update (K particles each).
+    :param tau: Polyak coefficient of the target critic (SB3's name).
+    Other parameters are SB3's ``OffPolicyAlgorithm``'s.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": SoftQPolicy}
+    policy: SoftQPolicy
+
+    def __init__(
+        self,
+        policy: str | type[SoftQPolicy],
+        env: GymEnv | str,
+        sampler: str = "ugan",
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 1000,
+        batch_size: int = 128,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        temperature: float = 1.0,
+        reward_scale: float = 1.0,
+        value_particles: int = 16,
+        proposal: str = "uniform",
+        sampler_batch_size: int = 64,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        check_sampler(sampler)
+        if proposal not in PROPOSALS:
+            raise ValueError(f"unknown proposal '{proposal}'; choose one of: {', '.join(PROPOSALS)}")
+        if value_particles < 1:
+            raise ValueError(f"value_particles must be >= 1, got {value_particles}")
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("sampler", sampler)
+        policy_kwargs.setdefault("temperature", temperature)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        self.sampler = sampler
+        self.temperature = temperature
+        self.reward_scale = reward_scale
+        self.value_particles = value_particles
+        self.proposal = proposal
+        self.sampler_batch_size = sampler_batch_size
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+
+    def _create_aliases(self) -> None:
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.sampler_trainer = self.policy.sampler_trainer
+
+    # -- the soft value ---------------------------------------------------------------------------
+    def soft_value(self, next_obs: torch.Tensor, proposal: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """V(s') by importance sampling with M particles (SPEC §5); returns V ``(B,)`` and log-weights ``(B, M)``."""
+        proposal = proposal or self.proposal
+        p, M = self.policy, self.value_particles
+        B = next_obs.shape[0]
+        if proposal == "uniform":
+            actions = torch.rand(B, M, p.action_dim, device=self.device) * 2 - 1
+            log_q = uniform_log_proposal(p.action_dim)  # q = 2^-d on (-1, 1)^d
+        else:
+            bridge = p.sampler.bridge
+            y, log_nu = bridge.rsample_and_log_prob(M, p.context(next_obs))
+            y = y.clamp(-10.0, 10.0)  # tanh saturates in float32 beyond |y| ≈ 9
+            actions, log_q = torch.tanh(y), tanh_log_proposal(log_nu, y)
+        q = p.q_min(next_obs, actions, target=True)
+        return soft_value(q, log_q, p.temperature)
+
+    # -- one call of SB3's training loop ----------------------------------------------------------
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.critic.optimizer])
+        trainer = self.sampler_trainer
+        trainer.num_updates = self._n_updates  # the annealing clock survives save/load
+        logs: dict[str, list[float]] = {}
+
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            with torch.no_grad():
+                v_next, log_w = self.soft_value(data.next_observations)
+                # Q̂ = r_scale·r + γ (1 − terminated) V(s')  (SB3 stores timeouts as not done)
+                target = self.reward_scale * data.rewards + (1 - data.dones) * self.gamma * v_next.unsqueeze(1)
+            q_values = self.critic(data.observations, data.actions)
+            q_loss = 0.5 * sum(F.mse_loss(q, target) for q in q_values)
+            q_loss_value = q_loss.item()
+            if not np.isfinite(q_loss_value):
+                raise FloatingPointError(
+                    f"Q loss is {q_loss_value} at update {self._n_updates}: lower the learning rate or reward scale"
+                )
+            self.critic.optimizer.zero_grad()
+            q_loss.backward()
+            self.critic.optimizer.step()
+
+            obs = data.observations[: self.sampler_batch_size]
+            stats = trainer.update(self.policy.boltzmann_log_prob(obs), self.policy.context(obs))
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+
+            for key, value in (("train/q_loss", q_loss_value), ("train/soft_value", v_next.mean().item()),
+                               ("train/is_ess", ess(log_w).mean().item()), ("train/q_mean", q_values[0].mean().item())):
+                logs.setdefault(key, []).append(value)
+            for key, value in stats.items():
+                logs.setdefault(f"sampler/{key}", []).append(value)
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in logs.items():
+            self.logger.record(key, float(np.mean(values)))
+
+    def learn(self, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 4,
+              tb_log_name: str = "SoftQ", reset_num_timesteps: bool = True, progress_bar: bool = False):
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+    def _excluded_save_params(self) -> list[str]:
+        return super()._excluded_save_params() + ["critic", "critic_target", "sampler_trainer"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        optimizers = [f"policy.sampler_trainer.{name}" for name, value in vars(self.policy.sampler_trainer).items()
+                      if name.endswith("optimizer") and value is not None]
+        return ["policy", "critic.optimizer", *optimizers], []
+
+
+__all__ = ["SAMPLERS", "SoftQ", "SoftQPolicy"]

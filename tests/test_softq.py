@@ -1,0 +1,93 @@
+"""SB3's set for SoftQ: short runs, save/load, seeding, callbacks, learning a tiny task."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+from agents import SoftQ
+
+SMALL = dict(learning_starts=50, batch_size=32, value_particles=8, policy_kwargs=dict(net_arch=[32, 32]))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("proposal", ["uniform", "bridge"])
+def test_short_run_on_swimmer(proposal):
+    model = SoftQ("MlpPolicy", "Swimmer-v4", proposal=proposal, seed=0, **SMALL)
+    model.learn(120)
+    logged = model.logger.name_to_value
+    for key in ("train/q_loss", "train/soft_value", "train/is_ess", "sampler/generator_loss",
+                "sampler/critic_loss", "sampler/bridge_nll", "sampler/lambda"):
+        assert np.isfinite(logged[key]), key
+    assert 0 < logged["train/is_ess"] <= 1
+    action, _ = model.predict(model.env.observation_space.sample())
+    assert model.action_space.contains(action[0] if action.ndim > 1 else action)
+
+
+def test_vec_env_and_sb3_callbacks(tmp_path):
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = SoftQ("MlpPolicy", env, seed=0, **SMALL)
+    eval_cb = EvalCallback(gym.make("Pendulum-v1"), eval_freq=50, n_eval_episodes=1, log_path=str(tmp_path))
+    ckpt_cb = CheckpointCallback(50, str(tmp_path / "ckpt"), name_prefix="sq", save_replay_buffer=True)
+    model.learn(200, callback=CallbackList([eval_cb, ckpt_cb]))
+    assert eval_cb.evaluations_results and np.isfinite(eval_cb.last_mean_reward)
+    assert list((tmp_path / "ckpt").glob("sq_*_steps.zip"))
+    assert list((tmp_path / "ckpt").glob("sq_replay_buffer_*_steps.pkl"))
+
+
+def test_save_load_gives_equal_predictions(tmp_path):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, **SMALL)
+    model.learn(150)
+    obs = np.stack([model.observation_space.sample() for _ in range(16)])
+    before, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "m.zip")
+    loaded = SoftQ.load(tmp_path / "m.zip")
+    after, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
+    assert loaded._n_updates == model._n_updates and loaded.reward_scale == model.reward_scale
+    for name in ("generator_optimizer", "critic_optimizer", "bridge_optimizer"):  # optimizer state round-trips
+        a = getattr(model.policy.sampler_trainer, name).state_dict()["state"]
+        b = getattr(loaded.policy.sampler_trainer, name).state_dict()["state"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k]["exp_avg"], b[k]["exp_avg"]) for k in a)
+    stoch, _ = loaded.predict(obs, deterministic=False)
+    assert stoch.shape == before.shape
+
+
+def test_same_seed_gives_same_actions():
+    def run():
+        model = SoftQ("MlpPolicy", "Pendulum-v1", seed=3, **SMALL)
+        model.learn(100)
+        env = gym.make("Pendulum-v1")
+        obs, _ = env.reset(seed=0)
+        return np.concatenate([model.predict(obs, deterministic=d)[0] for d in (True, False, False)])
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="unknown sampler 'nope'"):
+        SoftQ("MlpPolicy", "Pendulum-v1", sampler="nope")
+    with pytest.raises(ValueError, match="unknown proposal"):
+        SoftQ("MlpPolicy", "Pendulum-v1", proposal="gauss")
+    with pytest.raises(AssertionError):  # SB3's own check of the action space
+        SoftQ("MlpPolicy", "CartPole-v1")
+
+
+def test_nan_reward_stops_training_with_clear_error():
+    class NaNReward(gym.Wrapper):
+        def step(self, action):
+            obs, r, term, trunc, info = self.env.step(action)
+            return obs, float("nan"), term, trunc, info
+
+    model = SoftQ("MlpPolicy", NaNReward(gym.make("Pendulum-v1")), **SMALL)
+    with pytest.raises(FloatingPointError, match="Q loss is nan"):
+        model.learn(100)
