@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test train bench clean
+.PHONY: setup test train sample bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,11 @@ test: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q tests
 
 train: $(STAMP)
-	@echo "The RL agent (train_rl.py) arrives with issue 3; meanwhile a short U-GAN sampling run:"
+	# a short Swimmer-v4 run (a few minutes on 2 cores); the full default is 200k steps
+	$(BIN)/python train_rl.py --env Swimmer-v4 --steps 6000 --learning-starts 1000 --eval-every 2000 --checkpoint-every 3000 --seed 0
+	@echo "Open the curves with: $(BIN)/tensorboard --logdir runs"
+
+sample: $(STAMP)
 	$(BIN)/python -m softq_ugan.sample --target kidney --schedule nma --lambda0 -1 --steps 3000 --seed 0 --out runs/sample_kidney
 
 bench: $(STAMP)

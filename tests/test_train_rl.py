@@ -1,0 +1,83 @@
+"""train_rl.py as a user runs it: TensorBoard tags, one-line errors, interrupt and resume."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+CMD = [sys.executable, str(ROOT / "train_rl.py")]
+TAGS = ["rollout/ep_rew_mean", "eval/mean_reward", "train/q_loss", "sampler/critic_loss", "sampler/generator_loss",
+        "sampler/bridge_nll", "sampler/lambda", "train/soft_value", "train/is_ess", "time/fps"]
+FAST = ["--learning-starts", "100", "--batch-size", "32", "--value-particles", "8", "--quiet"]
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
+    r = subprocess.run(CMD + ["--env", "MultiGoal-v0", "--steps", "400", "--eval-every", "200", "--logdir",
+                              str(tmp_path), *FAST], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "MultiGoal-v0" / "ugan_0"
+    acc = events(run_dir)
+    missing = [t for t in TAGS if t not in acc.Tags()["scalars"]]
+    assert not missing, (missing, acc.Tags()["scalars"])
+    assert any("hyperparameters" in t for t in acc.Tags()["tensors"])
+    assert (run_dir / "checkpoints" / "last.zip").exists()
+    assert (run_dir / "checkpoints" / "last_replay_buffer.pkl").exists()
+    assert "tensorboard --logdir" in r.stderr
+
+
+def test_short_swimmer_run(tmp_path):
+    r = subprocess.run(CMD + ["--env", "Swimmer-v4", "--steps", "300", "--eval-every", "300", "--eval-episodes", "1",
+                              "--logdir", str(tmp_path), *FAST], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "eval/mean_reward" in events(tmp_path / "Swimmer-v4" / "ugan_0").Tags()["scalars"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--env", "Swimer-v4"], "did you mean: Swimmer-v4"),
+    (["--env", "CartPole-v1"], "Discrete action space"),
+    (["--steps", "-5"], "--steps must be positive"),
+    (["--sampler", "hmc"], "unknown sampler 'hmc'"),
+])
+def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
+    r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if "DeprecationWarning" not in line and "deprecation(" not in line]
+    assert len(lines) == 1 and expected in lines[0], r.stderr
+
+
+def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
+    args = ["--env", "MultiGoal-v0", "--eval-every", "100000", "--logdir", str(tmp_path), *FAST]
+    p = subprocess.Popen(CMD + ["--steps", "100000", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=ROOT)
+    run_dir = tmp_path / "MultiGoal-v0" / "ugan_0"
+    deadline = time.time() + 240
+    while not (run_dir / "progress.csv").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    while (run_dir / "progress.csv").stat().st_size < 2000 and time.time() < deadline:  # some episodes done
+        time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=240)
+    assert p.returncode == 130, err
+    assert "interrupted at step" in err
+    last = run_dir / "checkpoints" / "last.zip"
+    assert last.exists() and (run_dir / "checkpoints" / "last_replay_buffer.pkl").exists()
+    from agents import SoftQ
+
+    stopped_at = SoftQ.load(last).num_timesteps
+    assert 0 < stopped_at < 100000
+    r = subprocess.run(CMD + ["--steps", str(stopped_at + 150), "--resume", str(last), *args],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed from {last} at step {stopped_at}" in r.stderr
+    assert SoftQ.load(last).num_timesteps == stopped_at + 150
