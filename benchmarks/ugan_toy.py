@@ -78,6 +78,27 @@ def report(run_dir: Path, targets: list[str], methods: list[str], command: str) 
     return header + "\n".join(rows) + "\n"
 
 
+def figure(run_dir: Path, targets: list[str], methods: list[str], path: Path) -> None:
+    """Seed-0 samples of every (target, method) over the target's density, one row per target."""
+    import numpy as np
+
+    from softq_ugan.plots import plot_sample_grid
+    from softq_ugan.targets import make_target
+
+    rows = []
+    for target in targets:
+        t, row = make_target(target), []
+        for m in methods:
+            method, schedule = m.split(":")
+            f = run_dir / f"{target}_{method}_{schedule}_0" / "samples.npy"
+            if f.exists():
+                mmd = json.loads((f.parent / "metrics.json").read_text())["mmd2"]
+                row.append((t, np.load(f), f"{target} {method}:{schedule}\nMMD² {mmd:.4f}"))
+        rows.append(row)
+    if any(rows):
+        plot_sample_grid(rows, path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", default=["banana", "kidney", "ring8", "grid25"])
@@ -115,6 +136,8 @@ def main() -> None:
                       f"{r['num_modes']} HQ {r['hq_fraction']:.1%} {r['seconds']:.0f}s", flush=True)
                 (RESULTS / f"{args.name}.md").write_text(report(run_dir, args.targets, args.methods, command))
     text = report(run_dir, args.targets, args.methods, command)
+    figure(run_dir, args.targets, args.methods, RESULTS / f"{args.name}.png")
+    text += f"\n![seed-0 samples]({args.name}.png)\n"
     (RESULTS / f"{args.name}.md").write_text(text)
     print(text)
 

@@ -105,6 +105,27 @@ def plot_snapshots(target, snapshots, path, ncols: int = 5, max_points: int = 20
     return _save(fig, path)
 
 
+def plot_sample_grid(rows, path, max_points: int = 1000) -> str:
+    """Panels in rows: ``rows`` is a list of rows, each a list of ``(target, x, title)``; saves a PNG."""
+    rows = [r for r in rows if r]
+    if not rows:
+        raise ValueError("plot_sample_grid: nothing to plot")
+    ncols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 2.6 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, row in enumerate(rows):
+        grid = None
+        for j, (target, x, title) in enumerate(row):
+            _check_target("plot_sample_grid", target)
+            grid = grid if grid is not None else _density_grid(target)
+            axes[i, j].axis("on")
+            _draw(axes[i, j], target, grid, _points("plot_sample_grid", x, max_points), title, s=1.5)
+            axes[i, j].tick_params(labelsize=6)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_curves(history: dict, path, keys=None) -> str:
     """One subplot per key of ``history`` (name -> [(step, value), ...]); saves a PNG.
 
