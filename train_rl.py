@@ -93,6 +93,7 @@ def hyperparameter_table(config: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    import numpy as np
     import torch
 
     from envs import make_env
@@ -143,7 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             fmt.writer.add_text("hyperparameters", hyperparameter_table(config), model.num_timesteps)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
+    from agents.callbacks import ActionDensityCallback
+
+    if args.env.startswith("MultiGoal"):  # the SQL paper's picture: multimodal actions at the origin
+        states, titles = np.array([[0.0, 0.0], [2.5, 0.0], [2.5, 2.5]], np.float32), ["s=(0,0)", "s=(2.5,0)", "s=(2.5,2.5)"]
+    else:
+        states, titles = eval_env.reset(seed=args.seed)[0][None].astype(np.float32), ["initial state"]
     callbacks = CallbackList([
+        ActionDensityCallback(states, log_every=args.eval_every, titles=titles),
         EvalCallback(Monitor(eval_env), eval_freq=args.eval_every, n_eval_episodes=args.eval_episodes,
                      deterministic=True, log_path=str(run_dir / "eval"), verbose=0),
         CheckpointCallback(args.checkpoint_every, str(ckpt_dir), name_prefix="softq", save_replay_buffer=True),

@@ -31,6 +31,7 @@ def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
     missing = [t for t in TAGS if t not in acc.Tags()["scalars"]]
     assert not missing, (missing, acc.Tags()["scalars"])
     assert any("hyperparameters" in t for t in acc.Tags()["tensors"])
+    assert "policy/action_density" in acc.Tags()["images"]
     assert (run_dir / "checkpoints" / "last.zip").exists()
     assert (run_dir / "checkpoints" / "last_replay_buffer.pkl").exists()
     assert "tensorboard --logdir" in r.stderr
