@@ -19,6 +19,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
 from softq_ugan.soft_value import boltzmann_log_prob
+from softq_ugan.svgd import SVGD, SVGDConfig, SVGDSampler
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
 
 
@@ -33,8 +34,16 @@ def build_ugan(action_dim: int, context_dim: int, lr: float, total_steps: int, *
     return module, UGAN(config, sampler=module)
 
 
+def build_svgd(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """Amortized SVGD of SQL (8 fixed + 8 updated particles per state); ``total_steps`` is unused."""
+    kwargs.setdefault("lr", lr)
+    config = SVGDConfig(features=action_dim, context_features=context_dim, **kwargs)
+    module = SVGDSampler(config)
+    return module, SVGD(config, sampler=module)
+
+
 # name → builder(action_dim, context_dim, lr, total_steps, **sampler_kwargs) → (nn.Module, trainer)
-SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {"ugan": build_ugan}
+SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {"ugan": build_ugan, "svgd": build_svgd}
 
 # the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
 # particles per state, NMA annealing over `anneal_steps` updates

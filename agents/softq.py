@@ -34,7 +34,7 @@ PROPOSALS = ("uniform", "bridge")
 class SoftQ(OffPolicyAlgorithm):
     """Soft Q-learning with an amortized sampler policy.
 
-    :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan").
+    :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan", "svgd").
     :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards).
     :param reward_scale: multiplies rewards in the Bellman target.
     :param value_particles: M, particles of the importance-sampled soft value.
@@ -120,6 +120,9 @@ class SoftQ(OffPolicyAlgorithm):
     def _setup_model(self) -> None:
         super()._setup_model()
         self._create_aliases()
+
+        if self.proposal == "bridge" and getattr(self.policy.sampler, "bridge", None) is None:
+            raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
 
     def _create_aliases(self) -> None:
         self.critic = self.policy.critic
