@@ -95,3 +95,25 @@ def test_nan_reward_stops_training_with_clear_error():
     model = SoftQ("MlpPolicy", NaNReward(gym.make("Pendulum-v1")), **SMALL)
     with pytest.raises(FloatingPointError, match="Q loss is nan"):
         model.learn(100)
+
+
+@pytest.mark.slow
+def test_learns_multigoal_with_several_goals():
+    """SQL's four-goal task: a multimodal policy reaches goals, and more than one of them (SPEC §5)."""
+    import envs  # noqa: F401  (registers MultiGoal-v0)
+
+    model = SoftQ("MlpPolicy", "MultiGoal-v0", seed=1, learning_starts=1000, gamma=0.99, reward_scale=0.1)
+    model.learn(12_000)
+    env = gym.make("MultiGoal-v0")
+    goals = []
+    for episode in range(100):
+        obs, _ = env.reset(seed=episode)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=False)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        goals.append(info["goal"])
+    goals = np.array(goals)
+    assert (goals >= 0).mean() >= 0.9, np.bincount(goals + 1)
+    assert len(set(goals[goals >= 0])) >= 3, np.bincount(goals + 1)
