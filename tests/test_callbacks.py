@@ -17,14 +17,6 @@ SMALL_UGAN = dict(generator_hidden=(32, 32), critic_hidden=(32, 32), bridge_bloc
 SAC_SMALL = dict(learning_starts=100, batch_size=64, policy_kwargs=dict(net_arch=[64, 64]), seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def sac_run():
     """A short SAC run on Pendulum-v1 with the sampler callback (τ small: the Boltzmann policy concentrates)."""

@@ -31,15 +31,6 @@ from softq_ugan.gan import (
 # ----------------------------------------------------------------------------- losses
 
 
-@pytest.fixture
-def one_thread():
-    """Small-matrix training is faster on one thread than on two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_logistic_critic_loss_known_values():
     zero = torch.zeros(7)
     assert logistic_critic_loss(zero, zero).item() == pytest.approx(2 * math.log(2), abs=1e-6)
@@ -62,7 +53,7 @@ def test_logistic_critic_exact_log_ratio_beats_perturbed():
         assert best < other
 
 
-def test_logistic_critic_learns_log_density_ratio(one_thread):
+def test_logistic_critic_learns_log_density_ratio():
     torch.manual_seed(0)
     xp, xq = torch.randn(4096, 1), torch.randn(4096, 1) + 1.0
     critic = torch.nn.Linear(1, 1)
@@ -232,7 +223,7 @@ def test_dae_starts_as_identity_and_loss_shapes():
     assert dae_loss(dae, x, 0.1, noise=noise).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_dae_score_matches_gaussian_score(one_thread):
+def test_dae_score_matches_gaussian_score():
     torch.manual_seed(0)
     m, s, sigma = torch.tensor([1.0, -1.0]), 0.7, 0.1
     est = DAEScore(DAEScoreConfig(features=2, sigma=sigma, hidden_features=64, lr=3e-3))

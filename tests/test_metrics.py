@@ -10,15 +10,6 @@ from softq_ugan.metrics import ess, evaluate_samples, mmd2, mode_stats
 from softq_ugan.targets import make_target
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is much faster on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

@@ -17,14 +17,6 @@ plot_tensorboard = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(plot_tensorboard)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def write_run(folder: Path, points: dict[str, list[tuple[int, float]]], sub: str = "SAC_1") -> Path:
     writer = SummaryWriter(str(folder / sub))
     for tag, series in points.items():

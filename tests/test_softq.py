@@ -12,14 +12,6 @@ from agents import SoftQ
 SMALL = dict(learning_starts=50, batch_size=32, value_particles=8, policy_kwargs=dict(net_arch=[32, 32]))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize("sampler, proposal", [("ugan", "uniform"), ("ugan", "bridge"), ("svgd", "uniform")])
 def test_short_run_on_swimmer(sampler, proposal):
     model = SoftQ("MlpPolicy", "Swimmer-v4", sampler=sampler, proposal=proposal, seed=0, **SMALL)

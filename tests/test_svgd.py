@@ -10,14 +10,6 @@ from softq_ugan.svgd import SVGD, SVGDConfig, rbf_kernel, svgd_direction
 from softq_ugan.targets import make_target
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_direction_matches_the_svgd_formula():
     torch.manual_seed(0)
     xf, xu, score = torch.randn(5, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)

@@ -11,15 +11,6 @@ from softq_ugan.targets import TARGETS, Target, make_target
 N_SAMPLES = 50_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is much faster on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

@@ -12,14 +12,6 @@ from softq_ugan.ugan import UGAN, UGANConfig
 FAST = dict(batch_size=128, bridge_blocks=4, bridge_hidden=48, generator_hidden=(64, 64), critic_hidden=(64, 64))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def train(trainer, log_prob, steps, context=None):
     for _ in range(steps):
         stats = trainer.update(log_prob, context)
