@@ -63,9 +63,7 @@ class SVGDSampler(nn.Module):
                                    config.context_features, config.generator_hidden)
 
     def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
-        shape = (num_samples,) if context is None else (context.shape[0], num_samples)
-        z = torch.randn(*shape, self.generator.latent_features, device=self.generator.net[0].weight.device)
-        return self.generator(z, context)
+        return self.generator.rsample(num_samples, context)
 
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:

@@ -91,6 +91,12 @@ class Generator(nn.Module):
     def forward(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         return self.net(with_context(z, context))
 
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        """G(z; c) for fresh z ~ N(0, I): ``(n, d)``, or ``(B, n, d)`` for a context ``(B, c)``."""
+        shape = (num_samples,) if context is None else (context.shape[0], num_samples)
+        z = torch.randn(*shape, self.latent_features, device=self.net[0].weight.device)
+        return self(z, context)
+
 
 class Critic(nn.Module):
     """D(x; c) → logit; trained by logistic regression so that D ≈ log ρ/ν (VA §3.2)."""
@@ -126,9 +132,7 @@ class UGANSampler(nn.Module):
     def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         """Differentiable generator samples: ``(n, d)``, or ``(B, n, d)`` for a context ``(B, c)``."""
         self._check_context(context)
-        shape = (num_samples,) if context is None else (context.shape[0], num_samples)
-        z = torch.randn(*shape, self.generator.latent_features, device=self.generator.net[0].weight.device)
-        return self.generator(z, context)
+        return self.generator.rsample(num_samples, context)
 
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
