@@ -1,0 +1,186 @@
+"""Swimmer-v4: SoftQ-UGAN and SoftQ-SVGD against SB3 SAC (and TD3), resumable, in sittings (issue 4).
+
+    python benchmarks/swimmer.py                                   # 3 seeds × 150k steps, 2 jobs
+    python benchmarks/swimmer.py --algos softq-ugan sac td3 --seeds 0 --steps 20000
+    python benchmarks/swimmer.py --report-only
+
+Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
+deterministic 5-episode eval return every ``--eval-every`` steps and the wall seconds of training so
+far) is rewritten after each evaluation, next to a checkpoint of the model and its replay buffer. A
+rerun skips finished runs and resumes unfinished ones from their checkpoint. The report aggregates
+whatever exists into benchmarks/results/swimmer.md and swimmer.png (median with IQR band).
+Settings: SAC/TD3 as rl-baselines3-zoo's Swimmer-v4; SoftQ as train_rl.py's Swimmer defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+ALGOS = ("softq-ugan", "softq-svgd", "sac", "td3")
+
+
+def make_model(algo: str, env, seed: int):
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    from agents import SoftQ
+    from benchmarks.sb3_baseline import ZOO
+    from train_rl import env_defaults
+
+    if algo.startswith("softq-"):
+        d = env_defaults("Swimmer-v4")
+        return SoftQ("MlpPolicy", env, sampler=algo.split("-")[1], seed=seed, gamma=d["gamma"],
+                     reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
+    kwargs = dict(ZOO[algo])
+    if algo == "td3":
+        n = env.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+    return (SAC if algo == "sac" else TD3)("MlpPolicy", env, seed=seed, **kwargs)
+
+
+def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
+    """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    from agents import SoftQ
+    from envs import make_env
+
+    torch.set_num_threads(1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_file, ckpt, buffer = run_dir / "evals.json", run_dir / "model.zip", run_dir / "replay_buffer.pkl"
+    log = json.loads(log_file.read_text()) if log_file.exists() else dict(algo=algo, seed=seed, evals=[], seconds=0.0)
+    env = Monitor(make_env("Swimmer-v4", seed=seed))
+    eval_env = Monitor(make_env("Swimmer-v4", seed=seed + 10_000))
+    if ckpt.exists() and buffer.exists():
+        cls = SoftQ if algo.startswith("softq") else (SAC if algo == "sac" else TD3)
+        model = cls.load(ckpt, env=env)
+        model.load_replay_buffer(buffer)
+    else:
+        model, log = make_model(algo, env, seed), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
+    while model.num_timesteps < steps:
+        chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
+        start = time.perf_counter()
+        model.learn(chunk, reset_num_timesteps=False)
+        log["seconds"] += time.perf_counter() - start
+        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
+        log["evals"].append([int(model.num_timesteps), float(mean)])
+        log["steps"] = int(model.num_timesteps)
+        model.save(ckpt)
+        model.save_replay_buffer(buffer)
+        log_file.write_text(json.dumps(log, indent=1))
+    return log
+
+
+def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {a: [] for a in algos}
+    for f in sorted(run_root.glob("*/evals.json")):
+        log = json.loads(f.read_text())
+        if log["algo"] in runs and log["evals"]:
+            runs[log["algo"]].append(log)
+    return runs
+
+
+def report(run_root: Path, algos: list[str], command: str) -> str:
+    runs = load_runs(run_root, algos)
+    steps = sorted({s for logs in runs.values() for log in logs for s, _ in log["evals"]})
+    lines = [
+        "# Swimmer-v4: SoftQ samplers against SB3\n",
+        f"Command: `{command}`\n",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, two processes at a "
+        f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
+        "Median [25%, 75%] over seeds at each checkpoint:\n",
+        "| step | " + " | ".join(a for a in algos if runs[a]) + " |",
+        "|---|" + "---|" * sum(1 for a in algos if runs[a]),
+    ]
+    for s in steps:
+        cells = []
+        for a in algos:
+            if not runs[a]:
+                continue
+            vals = [v for log in runs[a] for t, v in log["evals"] if t == s]
+            cells.append(f"{np.median(vals):.1f} [{np.percentile(vals, 25):.1f}, {np.percentile(vals, 75):.1f}] (n={len(vals)})"
+                         if vals else "–")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", "| algorithm | seed | steps | first step with eval ≥ 300 | wall s per 1,000 env steps |", "|---|---|---|---|---|"]
+    for a in algos:
+        for log in runs[a]:
+            first = next((t for t, v in log["evals"] if v >= 300), None)
+            lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} "
+                         f"| {1000 * log['seconds'] / max(log.get('steps', 1), 1):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(run_root: Path, algos: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = load_runs(run_root, algos)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for a in algos:
+        if not runs[a]:
+            continue
+        steps = sorted({t for log in runs[a] for t, _ in log["evals"]})
+        table = [[v for log in runs[a] for t, v in log["evals"] if t == s] for s in steps]
+        med = [np.median(v) for v in table]
+        ax.plot(steps, med, marker=".", label=f"{a} (n={len(runs[a])})")
+        ax.fill_between(steps, [np.percentile(v, 25) for v in table], [np.percentile(v, 75) for v in table], alpha=0.2)
+    ax.set(xlabel="environment steps", ylabel="eval return (median, IQR)", title="Swimmer-v4")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algos", nargs="+", default=["softq-ugan", "softq-svgd", "sac"], choices=ALGOS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=150_000)
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--name", default="swimmer", help="results name (folder, .md and .png)")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    if args.steps <= 0 or args.eval_every <= 0:
+        p.error("--steps and --eval-every must be positive")
+    run_root = RESULTS / args.name
+    command = "python benchmarks/swimmer.py " + " ".join(sys.argv[1:])
+    todo = [(a, s) for a in args.algos for s in args.seeds]
+    if not args.report_only:
+        todo = [(a, s) for a, s in todo
+                if not ((run_root / f"{a}_{s}" / "evals.json").exists()
+                        and json.loads((run_root / f"{a}_{s}" / "evals.json").read_text()).get("steps", 0) >= args.steps)]
+        print(f"{len(todo)} runs to do or resume, {args.jobs} at a time", flush=True)
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}"): (a, s) for a, s in todo}
+            for f in as_completed(futures):
+                log = f.result()
+                print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
+                      f"in {log['seconds']:.0f}s", flush=True)
+    text = report(run_root, args.algos, command)
+    (RESULTS / f"{args.name}.md").write_text(text + f"\n![curves]({args.name}.png)\n")
+    figure(run_root, args.algos, RESULTS / f"{args.name}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
