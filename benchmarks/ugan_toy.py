@@ -1,6 +1,6 @@
 """U-GAN on the 2-D toy targets: annealing schedules against a reverse-KL MAF (issue 2, VA §5.2).
 
-    python benchmarks/ugan_toy.py                      # 4 targets × 4 methods × 3 seeds, 2 jobs
+    python benchmarks/ugan_toy.py                      # 4 targets × 5 methods × 3 seeds, 2 jobs
     python benchmarks/ugan_toy.py --targets kidney --methods ugan:nma maf-rkl:none --seeds 0 1
 
 Each run writes benchmarks/results/ugan_toy/<target>_<method>_<schedule>_<seed>/metrics.json (and its
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_METHODS = ["ugan:none", "ugan:nma", "ugan:oa", "maf-rkl:none"]
+DEFAULT_METHODS = ["ugan:none", "ugan:nma", "ugan:oa", "ugan:geo", "maf-rkl:none"]
 LAMBDA0 = {"none": 0.0, "nma": -1.0, "oa": -1.0, "pma": 1.0, "static": -0.5, "exp": -1.0, "geo": -1.0}
 
 
@@ -71,7 +71,8 @@ def report(run_dir: Path, targets: list[str], methods: list[str], command: str) 
         "samples), MMD² fine (bandwidth/5), modes covered (a mode is covered when it is the nearest mode of a "
         "high-quality sample), %HQ (mixtures: within 3 std of a mode; banana/kidney: inside the 99.7% "
         "highest-density region), min mode mass (smallest fraction of samples nearest one mode; 1/M is "
-        "perfect), seconds of training (3,000 updates, batch 256). λ₀: nma −1, oa −1 (λ clamped at −0.99); geo: β = 1+λ held at 1e-3 for the first quarter, log-linear to 1 by three quarters.\n\n"
+        "perfect), seconds of training (measured while other jobs — RL runs, tests — shared the 2 cores, so "
+        "they vary by up to 2x between rows; a kidney U-GAN run with only one other process beside it took 88 s) for 3,000 updates, batch 256. λ₀: nma −1, oa −1 (λ clamped at −0.99); geo: β = 1+λ held at 1e-3 for the first quarter, log-linear to 1 by three quarters.\n\n"
         "| target | method | schedule | seeds | MMD² | MMD² fine | modes (median) | modes per seed | %HQ | min mode mass | s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -113,7 +114,8 @@ def main() -> None:
         if ":" not in m or m.split(":")[1] not in LAMBDA0:
             p.error(f"method '{m}' must be method:schedule with schedule in {sorted(LAMBDA0)}")
     run_dir = RESULTS / args.name
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
+    argv = [a for a in sys.argv[1:] if a != "--report-only"]
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *argv])
 
     todo = []
     for target in args.targets:
