@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             reward_scale=reward_scale, value_particles=args.value_particles, proposal=args.proposal,
             seed=args.seed, device=args.device,
         )
-    logger = configure(str(run_dir), ["csv", "tensorboard"] + ([] if args.quiet else []))
+    logger = configure(str(run_dir), ["csv", "tensorboard"])
     model.set_logger(logger)
     for fmt in logger.output_formats:
         if isinstance(fmt, TensorBoardOutputFormat):

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from softq_ugan.flows import ConditionalMAF
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import adam, check_finite, optimizer_step
+from softq_ugan.nets import adam, check_finite, optimizer_step, require_positive
 from softq_ugan.ugan import LogProb
 
 
@@ -43,9 +43,7 @@ class MAFRKLConfig:
     """Gradient-norm clip (None: none)."""
 
     def __post_init__(self) -> None:
-        for name in ("features", "batch_size", "total_steps", "bridge_blocks"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MAFRKLConfig: {name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "features", "batch_size", "total_steps", "bridge_blocks")
         make_schedule(self.schedule, self.lambda0, self.total_steps)
 
 

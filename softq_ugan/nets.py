@@ -37,6 +37,13 @@ def with_context(x: Tensor, context: Tensor | None) -> Tensor:
     return torch.cat([x, context], dim=-1)
 
 
+def require_positive(owner: object, *names: str) -> None:
+    """Raise a one-line ValueError naming the first of ``owner``'s fields ``names`` that is < 1."""
+    for name in names:
+        if getattr(owner, name) < 1:
+            raise ValueError(f"{type(owner).__name__}: {name} must be >= 1, got {getattr(owner, name)}")
+
+
 def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the multi-tensor (foreach) kernel, which torch does not pick by default on CPU."""
     return torch.optim.Adam(params, lr=lr, foreach=True)

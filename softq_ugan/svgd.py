@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from softq_ugan.nets import adam, check_finite, optimizer_step
+from softq_ugan.nets import adam, check_finite, optimizer_step, require_positive
 from softq_ugan.ugan import Generator, LogProb
 
 
@@ -44,9 +44,7 @@ class SVGDConfig:
     """Gradient-norm clip (None: none)."""
 
     def __post_init__(self) -> None:
-        for name in ("features", "num_fixed", "num_updated"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"SVGDConfig: {name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "features", "num_fixed", "num_updated")
         if self.num_fixed < 2:
             raise ValueError("SVGDConfig: num_fixed must be >= 2 (the median bandwidth needs two particles)")
 

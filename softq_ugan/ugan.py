@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from softq_ugan.flows import ConditionalMAF
 from softq_ugan.gan.losses import logistic_critic_loss
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import adam, MLP, check_finite, optimizer_step, with_context
+from softq_ugan.nets import MLP, adam, check_finite, optimizer_step, require_positive, with_context
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
 
@@ -63,7 +63,7 @@ class UGANConfig:
     lr_bridge: float = 1e-3
     """Adam learning rate of the bridge."""
     schedule: str = "none"
-    """Annealing schedule of λ_t: none, static, pma, nma, exp, oa (VA §5.1)."""
+    """Annealing schedule of λ_t: none, static, pma, nma, exp, oa (VA §5.1), geo (geometric tempering)."""
     lambda0: float = 0.0
     """Initial annealing weight λ_0 (target ∝ u^(1+λ); λ is kept above -1)."""
     total_steps: int = 3000
@@ -72,11 +72,7 @@ class UGANConfig:
     """Gradient-norm clip for every network (None: no clipping)."""
 
     def __post_init__(self) -> None:
-        if self.features < 1:
-            raise ValueError(f"UGANConfig: features must be >= 1, got {self.features}")
-        for name in ("batch_size", "bridge_steps", "critic_steps", "total_steps", "bridge_blocks"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"UGANConfig: {name} must be >= 1, got {getattr(self, name)}")
+        require_positive(self, "features", "batch_size", "bridge_steps", "critic_steps", "total_steps", "bridge_blocks")
         make_schedule(self.schedule, self.lambda0, self.total_steps)  # fail early on unknown names
 
 
