@@ -27,6 +27,18 @@ ZOO = {
 }
 
 
+def make_sb3(algo: str, env, seed: int):
+    """SAC or TD3 with rl-baselines3-zoo's Swimmer-v4 settings (TD3: Gaussian action noise 0.1)."""
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    kwargs = dict(ZOO[algo])
+    if algo == "td3":
+        d = env.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(d), 0.1 * np.ones(d))
+    return (SAC if algo == "sac" else TD3)("MlpPolicy", env, seed=seed, **kwargs)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", choices=sorted(ZOO), default="sac")
@@ -39,20 +51,14 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from stable_baselines3 import SAC, TD3
     from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.noise import NormalActionNoise
 
     from envs import make_env
 
     env = Monitor(make_env(args.env, seed=args.seed))
-    kwargs = dict(ZOO[args.algo])
-    if args.algo == "td3":
-        d = env.action_space.shape[0]
-        kwargs["action_noise"] = NormalActionNoise(np.zeros(d), 0.1 * np.ones(d))
-    model = (SAC if args.algo == "sac" else TD3)("MlpPolicy", env, seed=args.seed, **kwargs)
+    model = make_sb3(args.algo, env, args.seed)
     run_dir = Path(args.logdir) / args.env / f"{args.algo}_{args.seed}"
     model.set_logger(configure(str(run_dir), ["csv", "tensorboard"]))
     eval_cb = EvalCallback(Monitor(make_env(args.env, seed=args.seed + 10_000)), eval_freq=args.eval_every,

@@ -38,16 +38,13 @@ def estimates(model, obs: torch.Tensor, proposal: str, M: int, repeats: int) -> 
 
 @torch.no_grad()
 def reference(model, obs: torch.Tensor, n: int = 100_000, chunk: int = 10_000) -> np.ndarray:
-    """V with n uniform particles, by a chunked logsumexp."""
-    from softq_ugan.soft_value import uniform_log_proposal
+    """V with n uniform particles (Q evaluated in chunks, then the same estimator as the agent's)."""
+    from softq_ugan.soft_value import soft_value, uniform_log_proposal
 
     p = model.policy
-    parts = []
-    for _ in range(n // chunk):
-        a = torch.rand(obs.shape[0], chunk, p.action_dim) * 2 - 1
-        parts.append(p.q_min(obs, a, target=True) / p.temperature)
-    lw = torch.cat(parts, 1) - uniform_log_proposal(p.action_dim)
-    return (p.temperature * (torch.logsumexp(lw, 1) - np.log(lw.shape[1]))).numpy()
+    q = torch.cat([p.q_min(obs, torch.rand(obs.shape[0], chunk, p.action_dim) * 2 - 1, target=True)
+                   for _ in range(n // chunk)], 1)
+    return soft_value(q, uniform_log_proposal(p.action_dim), p.temperature)[0].numpy()
 
 
 def main() -> None:

@@ -32,22 +32,15 @@ ALGOS = ("softq-ugan", "softq-svgd", "sac", "td3")
 
 
 def make_model(algo: str, env, seed: int):
-    from stable_baselines3 import SAC, TD3
-    from stable_baselines3.common.noise import NormalActionNoise
-
     from agents import SoftQ
-    from benchmarks.sb3_baseline import ZOO
+    from benchmarks.sb3_baseline import make_sb3
     from train_rl import env_defaults
 
     if algo.startswith("softq-"):
         d = env_defaults("Swimmer-v4")
         return SoftQ("MlpPolicy", env, sampler=algo.split("-")[1], seed=seed, gamma=d["gamma"],
                      reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
-    kwargs = dict(ZOO[algo])
-    if algo == "td3":
-        n = env.action_space.shape[0]
-        kwargs["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
-    return (SAC if algo == "sac" else TD3)("MlpPolicy", env, seed=seed, **kwargs)
+    return make_sb3(algo, env, seed)
 
 
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
