@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Per-environment defaults ({defaults}; others: γ=0.99, reward scale 1).",
     )
     p.add_argument("--env", default="Swimmer-v4", help="gymnasium id with a Box action space (default Swimmer-v4)")
-    p.add_argument("--sampler", default="ugan", help="policy sampler (default ugan)")
+    p.add_argument("--sampler", default="ugan", help="policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, svgd (default ugan)")
     p.add_argument("--steps", type=int, default=200_000, help="environment steps in all (default 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", default="runs", help="root of the run folders (default runs)")
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--value-particles", type=int, default=16, help="M, particles of the soft value (default 16)")
-    p.add_argument("--proposal", default="uniform", help="soft-value proposal: uniform or bridge (default uniform)")
+    p.add_argument("--proposal", default="uniform", help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")

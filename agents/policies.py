@@ -18,6 +18,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
+from softq_ugan.baselines import MAFRKL, MAFRKLConfig
+from softq_ugan.flows import ConditionalMAF
 from softq_ugan.soft_value import boltzmann_log_prob
 from softq_ugan.svgd import SVGD, SVGDConfig, SVGDSampler
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
@@ -42,15 +44,42 @@ def build_svgd(action_dim: int, context_dim: int, lr: float, total_steps: int, *
     return module, SVGD(config, sampler=module)
 
 
-# name → builder(action_dim, context_dim, lr, total_steps, **sampler_kwargs) → (nn.Module, trainer)
-SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {"ugan": build_ugan, "svgd": build_svgd}
+def build_ugan_nocritic(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """The U-GAN without its critic: generator loss log ν(G) − (1+λ) log u(G) (issue 8's ablation)."""
+    return build_ugan(action_dim, context_dim, lr, total_steps, **{**kwargs, "critic": False})
+
+
+def build_ugan_oneway(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """The U-GAN with a one-way-flow generator (OW §2.4), whose samples come with a log-density."""
+    return build_ugan(action_dim, context_dim, lr, total_steps, **{**kwargs, "generator": "oneway"})
+
+
+def build_maf(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """The conditional MAF itself as the policy, fitted by annealed reverse KL to exp(Q/τ) (VA suppl. G)."""
+    kwargs.setdefault("lr", lr)
+    kwargs.setdefault("total_steps", total_steps)
+    config = MAFRKLConfig(features=action_dim, context_features=context_dim, **kwargs)
+    flow = ConditionalMAF(action_dim, context_dim, config.bridge_blocks, config.bridge_hidden)
+    return flow, MAFRKL(config, flow=flow)
+
+
+# name → builder(action_dim, context_dim, lr, total_steps, **sampler_kwargs) → (nn.Module, trainer); each
+# module has rsample(k, context) and from_noise(z, context)
+SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
+    "ugan": build_ugan, "ugan-nocritic": build_ugan_nocritic, "ugan-oneway": build_ugan_oneway, "maf": build_maf,
+    "svgd": build_svgd,
+}
 
 # the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
 # particles per state, NMA annealing over `anneal_steps` updates
 UGAN_RL_DEFAULTS = dict(
-    batch_size=8, bridge_steps=1, bridge_hidden=64, schedule="nma", lambda0=-0.5, generator_hidden=(128, 128),
+    batch_size=8, bridge_steps=1, bridge_blocks=4, bridge_hidden=64, schedule="nma", lambda0=-0.5, generator_hidden=(128, 128),
     critic_hidden=(128, 128),
 )
+# the MAF policy: the U-GAN's bridge on its own (same size, particles and annealing)
+MAF_RL_DEFAULTS = dict(batch_size=8, bridge_blocks=4, bridge_hidden=64, schedule="nma", lambda0=-0.5)
+RL_DEFAULTS = {"ugan": UGAN_RL_DEFAULTS, "ugan-nocritic": UGAN_RL_DEFAULTS, "ugan-oneway": UGAN_RL_DEFAULTS,
+               "maf": MAF_RL_DEFAULTS}
 
 
 def check_sampler(name: str) -> None:
@@ -137,12 +166,13 @@ class SoftQPolicy(BasePolicy):
         self.critic_target.set_training_mode(False)
         self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
-        kwargs = {**(UGAN_RL_DEFAULTS if self.sampler_name == "ugan" else {}), **self.sampler_kwargs}
+        kwargs = {**RL_DEFAULTS.get(self.sampler_name, {}), **self.sampler_kwargs}
         self.sampler, self.sampler_trainer = SAMPLERS[self.sampler_name](
             self.action_dim, self.features_dim, lr_schedule(1), self.anneal_steps, **kwargs
         )
         self.sampler.to(self.device)
-        latent = getattr(getattr(self.sampler, "generator", None), "latent_features", self.action_dim)
+        latent = getattr(self.sampler, "noise_features", None) or getattr(
+            getattr(self.sampler, "generator", None), "latent_features", self.action_dim)
         # fixed candidate noise for deterministic actions, so predict(deterministic=True) is a function of s
         self.register_buffer("eval_noise", torch.randn(self.num_eval_particles, latent, generator=torch.Generator().manual_seed(0)))
 
@@ -187,6 +217,18 @@ class SoftQPolicy(BasePolicy):
 
         return log_prob
 
+    @property
+    def proposal_flow(self) -> ConditionalMAF | None:
+        """A flow with the policy's density for the soft value's proposal: the U-GAN's bridge, the MAF policy."""
+        if isinstance(self.sampler, ConditionalMAF):
+            return self.sampler
+        return getattr(self.sampler, "bridge", None)
+
+    @property
+    def generator_density(self) -> bool:
+        """Whether the sampler's own samples come with a log-density (a one-way generator, or the MAF policy)."""
+        return isinstance(self.sampler, ConditionalMAF) or getattr(self.sampler, "has_density", False)
+
     def sample_actions(self, obs: PyTorchObs, num_samples: int) -> Tensor:
         """K actions per state from the sampler: ``(B, K, d)`` in (-1, 1)."""
         return torch.tanh(self.sampler.rsample(num_samples, self.context(obs)))
@@ -202,11 +244,15 @@ class SoftQPolicy(BasePolicy):
             # best-Q of K fixed-noise samples (SPEC §5: deterministic evaluation)
             B = context.shape[0]
             z = self.eval_noise.unsqueeze(0).expand(B, -1, -1)
-            actions = torch.tanh(self.sampler.generator(z, context))
+            actions = torch.tanh(self.sampler.from_noise(z, context))
             best = self.q_min(observation, actions).argmax(dim=1)
             return actions[torch.arange(B), best]
 
     def set_training_mode(self, mode: bool) -> None:
+        # SB3 calls this at every env step and every train(); walking the MAF's module tree each time
+        # cost ~2 ms per env step, so only walk it when the mode changes
+        if mode == self.training and self.critic.training == mode and self.sampler.training == mode:
+            return
         self.critic.set_training_mode(mode)
         self.sampler.train(mode)
         self.training = mode

@@ -28,17 +28,19 @@ from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.metrics import ess
 from softq_ugan.soft_value import soft_value, tanh_log_proposal, uniform_log_proposal
 
-PROPOSALS = ("uniform", "bridge")
+PROPOSALS = ("uniform", "bridge", "generator")
 
 
 class SoftQ(OffPolicyAlgorithm):
     """Soft Q-learning with an amortized sampler policy.
 
-    :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan", "svgd").
+    :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan", "ugan-nocritic", "ugan-oneway",
+        "maf", "svgd").
     :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards).
     :param reward_scale: multiplies rewards in the Bellman target.
     :param value_particles: M, particles of the importance-sampled soft value.
-    :param proposal: "uniform" on the action box (SQL) or "bridge" (the sampler's MAF, in y-space).
+    :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
+        y-space) or "generator" (the sampler's own density: a one-way generator, or the MAF policy).
     :param sampler_batch_size: states of each batch used for the sampler update (K particles each).
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
@@ -121,8 +123,10 @@ class SoftQ(OffPolicyAlgorithm):
         super()._setup_model()
         self._create_aliases()
 
-        if self.proposal == "bridge" and getattr(self.policy.sampler, "bridge", None) is None:
+        if self.proposal == "bridge" and self.policy.proposal_flow is None:
             raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
+        if self.proposal == "generator" and not self.policy.generator_density:
+            raise ValueError(f"proposal 'generator' needs a sampler with a density (ugan-oneway, maf); '{self.sampler}' has none")
 
     def _create_aliases(self) -> None:
         self.critic = self.policy.critic
@@ -138,9 +142,9 @@ class SoftQ(OffPolicyAlgorithm):
         if proposal == "uniform":
             actions = torch.rand(B, M, p.action_dim, device=self.device) * 2 - 1
             log_q = uniform_log_proposal(p.action_dim)  # q = 2^-d on (-1, 1)^d
-        else:
-            bridge = p.sampler.bridge
-            y, log_nu = bridge.rsample_and_log_prob(M, p.context(next_obs))
+        else:  # the MAF bridge, or the sampler's own density (one-way generator, MAF policy)
+            flow = p.proposal_flow if proposal == "bridge" else p.sampler
+            y, log_nu = flow.rsample_and_log_prob(M, p.context(next_obs))
             y = y.clamp(-10.0, 10.0)  # tanh saturates in float32 beyond |y| ≈ 9
             actions, log_q = torch.tanh(y), tanh_log_proposal(log_nu, y)
         q = p.q_min(next_obs, actions, target=True)

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-ALGOS = ("softq-ugan", "softq-svgd", "sac", "td3")
+ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
 
 
 def make_model(algo: str, env, seed: int):
@@ -38,7 +38,7 @@ def make_model(algo: str, env, seed: int):
 
     if algo.startswith("softq-"):
         d = env_defaults("Swimmer-v4")
-        return SoftQ("MlpPolicy", env, sampler=algo.split("-")[1], seed=seed, gamma=d["gamma"],
+        return SoftQ("MlpPolicy", env, sampler=algo.removeprefix("softq-"), seed=seed, gamma=d["gamma"],
                      reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
     return make_sb3(algo, env, seed)
 
@@ -74,9 +74,13 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         log["evals"].append([int(model.num_timesteps), float(mean)])
         log["steps"] = int(model.num_timesteps)
-        model.save(ckpt)
-        model.save_replay_buffer(buffer)
-        log_file.write_text(json.dumps(log, indent=1))
+        # write-then-rename, so a run killed mid-save (end of a sitting) resumes from the previous checkpoint
+        model.save(run_dir / "model.tmp.zip")
+        model.save_replay_buffer(run_dir / "replay_buffer.tmp.pkl")
+        os.replace(run_dir / "model.tmp.zip", ckpt)
+        os.replace(run_dir / "replay_buffer.tmp.pkl", buffer)
+        (run_dir / "evals.tmp.json").write_text(json.dumps(log, indent=1))
+        os.replace(run_dir / "evals.tmp.json", log_file)
     return log
 
 
@@ -157,7 +161,7 @@ def main() -> None:
         p.error("--steps and --eval-every must be positive")
     run_root = RESULTS / args.name
     command = "python benchmarks/swimmer.py " + " ".join(sys.argv[1:])
-    todo = [(a, s) for a in args.algos for s in args.seeds]
+    todo = [(a, s) for s in args.seeds for a in args.algos]  # seed by seed, so a partial benchmark compares
     if not args.report_only:
         todo = [(a, s) for a, s in todo
                 if not ((run_root / f"{a}_{s}" / "evals.json").exists()

@@ -50,9 +50,10 @@ class MAFRKLConfig:
 class MAFRKL:
     """Reverse-KL MAF trainer: ``update(log_prob, context)`` returns a dict of floats."""
 
-    def __init__(self, config: MAFRKLConfig) -> None:
+    def __init__(self, config: MAFRKLConfig, flow: ConditionalMAF | None = None) -> None:
         self.config = config
-        self.flow = ConditionalMAF(config.features, config.context_features, config.bridge_blocks, config.bridge_hidden)
+        self.flow = flow if flow is not None else ConditionalMAF(
+            config.features, config.context_features, config.bridge_blocks, config.bridge_hidden)
         self.optimizer = adam(self.flow.parameters(), config.lr)
         self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
         self.num_updates = 0

@@ -67,6 +67,10 @@ class SVGDSampler(nn.Module):
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         return self.rsample(num_samples, context)
 
+    def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """G(ξ; c) for given noise ``(n, latent)`` or ``(B, n, latent)``."""
+        return self.generator(z, context)
+
 
 def rbf_kernel(x_fixed: Tensor, x_updated: Tensor) -> tuple[Tensor, Tensor]:
     """k(y_j, y_i) ``(..., K_f, K_u)`` and ∇_{y_j} k(y_j, y_i) ``(..., K_f, K_u, d)`` with the median bandwidth."""

@@ -23,11 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from softq_ugan.flows import ConditionalMAF
+from softq_ugan.flows.oneway import OneWayGenerator
 from softq_ugan.gan.losses import logistic_critic_loss
 from softq_ugan.gan.schedules import make_schedule
 from softq_ugan.nets import MLP, adam, check_finite, optimizer_step, require_positive, with_context
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
+GENERATORS = ("mlp", "oneway")
 
 
 @dataclass
@@ -40,6 +42,12 @@ class UGANConfig:
     """Dimension c of the context (0: unconditional target)."""
     latent_features: int | None = None
     """Dimension of the generator's Gaussian noise z (None: same as ``features``)."""
+    generator: str = "mlp"
+    """Generator kind: "mlp" (the paper's noise-input MLP) or "oneway" (a one-way flow, OW §2.4: a
+    residual MLP of width ≥ d on [z, r] with r noise of d − latent_features dims, whose samples come with
+    a log-density, OW eq. 10; ``sampler/entropy`` then reports the generator's own entropy)."""
+    oneway_exact: bool = True
+    """One-way generator: exact log|det J| by autograd Jacobian (small d) or the jvp estimate (OW eq. 9)."""
     generator_hidden: tuple[int, ...] = (128, 128)
     """Hidden widths of the generator MLP (VA suppl. J.3: 2×128)."""
     critic_hidden: tuple[int, ...] = (128, 128)
@@ -74,6 +82,8 @@ class UGANConfig:
     def __post_init__(self) -> None:
         require_positive(self, "features", "batch_size", "bridge_steps", "critic_steps", "total_steps", "bridge_blocks")
         make_schedule(self.schedule, self.lambda0, self.total_steps)  # fail early on unknown names
+        if self.generator not in GENERATORS:
+            raise ValueError(f"UGANConfig: unknown generator '{self.generator}'; choose one of: {', '.join(GENERATORS)}")
 
 
 class Generator(nn.Module):
@@ -113,7 +123,11 @@ class UGANSampler(nn.Module):
         c = config
         self.features, self.context_features = c.features, c.context_features
         latent = c.latent_features or c.features
-        self.generator = Generator(latent, c.features, c.context_features, c.generator_hidden)
+        if c.generator == "oneway":
+            self.generator = OneWayGenerator(latent, c.features, c.context_features, c.generator_hidden)
+        else:
+            self.generator = Generator(latent, c.features, c.context_features, c.generator_hidden)
+        self.oneway_exact = c.oneway_exact
         self.critic = Critic(c.features, c.context_features, c.critic_hidden) if c.critic else None
         self.bridge = ConditionalMAF(c.features, c.context_features, c.bridge_blocks, c.bridge_hidden)
 
@@ -134,6 +148,28 @@ class UGANSampler(nn.Module):
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         """Generator samples without gradient; shapes as :meth:`rsample`."""
         return self.rsample(num_samples, context)
+
+    def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """G(z; c) for given noise ``(n, noise_dim)`` or ``(B, n, noise_dim)``."""
+        return self.generator(z, context)
+
+    @property
+    def noise_features(self) -> int:
+        """Dimension of the full noise input of G (a one-way generator's [z, r])."""
+        g = self.generator
+        return g.latent_features + getattr(g, "noise_features", 0)
+
+    @property
+    def has_density(self) -> bool:
+        """Whether G's samples come with a log-density (a one-way generator)."""
+        return isinstance(self.generator, OneWayGenerator)
+
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Samples of a one-way generator and log P_G at them (OW eq. 10); shapes as the MAF's."""
+        if not self.has_density:
+            raise ValueError("U-GAN: only a one-way generator (UGANConfig(generator='oneway')) has a log-density")
+        self._check_context(context)
+        return self.generator.rsample_and_log_prob(num_samples, context, exact=self.oneway_exact)
 
     def log_ratio(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Estimate of log ρ/ν at x (0 without a critic)."""
@@ -182,7 +218,7 @@ class UGAN:
 
         # 2. generator: E[D(G) + log ν(G) − (1+λ_t) log u(G)] (VA eq. 9 with the §3.2 density ratio)
         lam = self.schedule(t)
-        x = s.rsample(n, context)
+        x, log_g = s.rsample_and_log_prob(n, context) if s.has_density else (s.rsample(n, context), None)
         log_u = log_prob(x, context)
         log_rho = s.log_prob(x, context)  # D + log ν, gradients reach only the generator (see below)
         loss = (log_rho - (1.0 + lam) * log_u).mean()
@@ -190,7 +226,9 @@ class UGAN:
         optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
         with torch.no_grad():
             out["kl_estimate"] = (log_rho - log_u).mean().item()  # KL(ρ‖u) + log Z
-            out["entropy"] = -log_rho.mean().item()
+            out["entropy"] = -log_rho.mean().item()  # from D + log ν
+            if log_g is not None:  # a one-way generator's own density (OW eq. 10) is the direct estimate
+                out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
             out["log_u"] = log_u.mean().item()
 
         # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2)

@@ -12,14 +12,20 @@ from agents import SoftQ
 SMALL = dict(learning_starts=50, batch_size=32, value_particles=8, policy_kwargs=dict(net_arch=[32, 32]))
 
 
-@pytest.mark.parametrize("sampler, proposal", [("ugan", "uniform"), ("ugan", "bridge"), ("svgd", "uniform")])
+@pytest.mark.parametrize("sampler, proposal", [("ugan", "uniform"), ("ugan", "bridge"), ("svgd", "uniform"),
+                                              ("ugan-nocritic", "uniform"), ("maf", "bridge"),
+                                              ("ugan-oneway", "generator"), ("maf", "generator")])
 def test_short_run_on_swimmer(sampler, proposal):
     model = SoftQ("MlpPolicy", "Swimmer-v4", sampler=sampler, proposal=proposal, seed=0, **SMALL)
     model.learn(120)
     logged = model.logger.name_to_value
-    keys = ["train/q_loss", "train/soft_value", "train/is_ess", "sampler/generator_loss"]
-    if sampler == "ugan":
-        keys += ["sampler/critic_loss", "sampler/bridge_nll", "sampler/lambda"]
+    keys = ["train/q_loss", "train/soft_value", "train/is_ess"]
+    keys += {"ugan": ["sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll", "sampler/lambda"],
+             "ugan-nocritic": ["sampler/generator_loss", "sampler/bridge_nll", "sampler/entropy"],
+             "ugan-oneway": ["sampler/generator_loss", "sampler/entropy", "sampler/entropy_critic_bridge"],
+             "maf": ["sampler/loss", "sampler/entropy", "sampler/lambda"],
+             "svgd": ["sampler/generator_loss"]}[sampler]
+    assert ("sampler/critic_loss" in logged) == (sampler in ("ugan", "ugan-oneway"))
     for key in keys:
         assert np.isfinite(logged[key]), key
     assert 0 < logged["train/is_ess"] <= 1
@@ -56,6 +62,23 @@ def test_save_load_gives_equal_predictions(tmp_path):
     assert stoch.shape == before.shape
 
 
+def test_maf_policy_save_load_and_deterministic_best_of_k(tmp_path):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", seed=0, **SMALL)
+    model.learn(120)
+    obs = np.stack([model.observation_space.sample() for _ in range(8)])
+    before, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_allclose(before, model.predict(obs, deterministic=True)[0])  # a function of s
+    with torch.no_grad():  # the deterministic action is the best-Q of the flow's fixed-noise candidates
+        p = model.policy
+        obs_t = torch.as_tensor(obs)
+        cands = torch.tanh(p.sampler.from_noise(p.eval_noise.expand(8, -1, -1), p.context(obs_t)))
+        best = cands[torch.arange(8), p.q_min(obs_t, cands).argmax(1)]
+    np.testing.assert_allclose(before, 2 * best.numpy(), atol=1e-5)  # Pendulum's action box is [-2, 2]
+    model.save(tmp_path / "m.zip")
+    after, _ = SoftQ.load(tmp_path / "m.zip").predict(obs, deterministic=True)
+    np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
+
+
 def test_same_seed_gives_same_actions():
     def run():
         model = SoftQ("MlpPolicy", "Pendulum-v1", seed=3, **SMALL)
@@ -74,6 +97,8 @@ def test_bad_arguments_raise():
         SoftQ("MlpPolicy", "Pendulum-v1", proposal="gauss")
     with pytest.raises(ValueError, match="needs a sampler with a MAF bridge"):
         SoftQ("MlpPolicy", "Pendulum-v1", sampler="svgd", proposal="bridge")
+    with pytest.raises(ValueError, match="needs a sampler with a density"):
+        SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", proposal="generator")
     with pytest.raises(AssertionError):  # SB3's own check of the action space
         SoftQ("MlpPolicy", "CartPole-v1")
 

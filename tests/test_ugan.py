@@ -72,6 +72,25 @@ def test_critic_free_variant_and_maf_rkl_baseline_sample_banana():
         assert m["mmd2"] <= 0.01, (type(trainer).__name__, m)
 
 
+def test_oneway_generator_entropy_matches_a_gaussian_target():
+    """UGANConfig(generator="oneway"): samples with a log-density (OW eq. 10); its entropy is the target's."""
+    import math
+
+    torch.manual_seed(0)
+    sigma = 0.5
+    trainer = UGAN(UGANConfig(features=2, generator="oneway", **{**FAST, "batch_size": 64}))
+    stats = train(trainer, lambda x, c=None: -0.5 * (x / sigma).pow(2).sum(-1), 300)
+    exact = math.log(2 * math.pi * math.e * sigma**2)  # entropy of N(0, σ²I) in 2-D
+    assert abs(stats["entropy"] - exact) < 0.15, (stats, exact)
+    x, log_g = trainer.sampler.rsample_and_log_prob(4000)
+    assert torch.allclose(x.std(0), torch.full((2,), sigma), atol=0.05)
+    assert abs(-log_g.mean().item() - exact) < 0.15 and log_g.shape == (4000,)
+    with pytest.raises(ValueError, match="only a one-way generator"):
+        UGAN(UGANConfig(features=2, **FAST)).sampler.rsample_and_log_prob(4)
+    with pytest.raises(ValueError, match="unknown generator 'gan'"):
+        UGANConfig(features=2, generator="gan")
+
+
 def test_nan_target_stops_with_a_clear_error():
     trainer = UGAN(UGANConfig(features=2, **FAST))
     with pytest.raises(FloatingPointError, match="generator loss is nan"):

@@ -118,6 +118,15 @@ class ConditionalMAF(nn.Module):
         """Differentiable samples: ``(n, d)`` without context, ``(B, n, d)`` with a context ``(B, c)``."""
         return self.rsample_and_log_prob(num_samples, context)[0]
 
+    def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """The sample x = f⁻¹(z) of given base noise: ``z (n, d)`` or ``(B, n, d)`` with a context ``(B, c)``."""
+        self._check(z, context)
+        if z.ndim == 2:
+            return self.flow._transform.inverse(z.to(next(self.parameters()).dtype), context=context)[0]
+        B, n, d = z.shape
+        ctx = None if context is None else context.repeat_interleave(n, dim=0)
+        return self.flow._transform.inverse(z.reshape(B * n, d), context=ctx)[0].reshape(B, n, d)
+
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         """Samples without gradient; shapes as :meth:`rsample`."""

@@ -1,0 +1,145 @@
+"""Sampler ablations (issue 8): what does the GAN add? Every policy sampler of the agent's registry, side by side.
+
+    python benchmarks/samplers.py                      # MultiGoal-v0: 5 samplers × 3 seeds × 12k steps, 2 jobs
+    python benchmarks/samplers.py --samplers ugan maf --seeds 0 --steps 3000
+    python benchmarks/samplers.py --report-only
+
+MultiGoal-v0 (SQL's four-goal task, where multimodality matters): each (sampler, seed) trains SoftQ with
+the settings of ``train_rl.py --env MultiGoal-v0`` (and of the learning test), then runs 100 stochastic
+episodes and records the goals reached, the mean return and the wall seconds per 1,000 env steps
+(training only). Runs write ``benchmarks/results/samplers/multigoal_<sampler>_<seed>.json``; a rerun
+skips finished ones. The Swimmer-v4 rows come from the Swimmer benchmark's runs
+(``benchmarks/swimmer.py --algos softq-ugan softq-ugan-nocritic softq-maf softq-svgd``), whatever exists.
+The report goes to benchmarks/results/samplers.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
+
+
+def run_multigoal(sampler: str, seed: int, steps: int, episodes: int, path: Path) -> dict:
+    """Train SoftQ on MultiGoal-v0 and count the goals reached by ``episodes`` stochastic episodes."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import gymnasium as gym
+    import torch
+
+    import envs  # noqa: F401  (registers MultiGoal-v0)
+    from agents import SoftQ
+    from train_rl import env_defaults
+
+    torch.set_num_threads(1)
+    d = env_defaults("MultiGoal-v0")
+    model = SoftQ("MlpPolicy", "MultiGoal-v0", sampler=sampler, seed=seed, gamma=d["gamma"],
+                  reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
+    start = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - start
+    env = gym.make("MultiGoal-v0")
+    goals, returns = [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=10_000 + episode)
+        done, total = False, 0.0
+        while not done:
+            action, _ = model.predict(obs, deterministic=False)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        goals.append(int(info["goal"]))
+        returns.append(total)
+    goals_arr = np.array(goals)
+    result = dict(sampler=sampler, seed=seed, steps=steps, episodes=episodes, seconds=seconds,
+                  s_per_1k=1000 * seconds / steps, reach_rate=float((goals_arr >= 0).mean()),
+                  distinct_goals=int(len(set(goals_arr[goals_arr >= 0].tolist()))),
+                  goal_counts=[int((goals_arr == g).sum()) for g in range(4)], mean_return=float(np.mean(returns)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _median_iqr(values: list[float], fmt: str = "{:.1f}") -> str:
+    if not values:
+        return "–"
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    return f"{fmt.format(med)} [{fmt.format(q1)}, {fmt.format(q3)}] (n={len(values)})"
+
+
+def report(samplers: list[str], command: str) -> str:
+    lines = [
+        "# Sampler ablations: what does the GAN add?\n",
+        f"Command: `{command}`\n",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process. "
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')}. Cells: median [25%, 75%] over seeds.\n",
+        "## MultiGoal-v0 (stochastic episodes after training, `--episodes`, default 100)\n",
+        "| sampler | distinct goals reached (of 4) | episodes reaching a goal | mean return | wall s per 1,000 env steps | goal counts per seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in samplers:
+        runs = [json.loads(f.read_text()) for f in sorted((RESULTS / "samplers").glob(f"multigoal_{s}_*.json"))]
+        if not runs:
+            continue
+        counts = "; ".join(f"s{r['seed']}: {r['goal_counts']}" for r in runs)
+        lines.append(f"| {s} | {_median_iqr([r['distinct_goals'] for r in runs], '{:.0f}')} "
+                     f"| {_median_iqr([100 * r['reach_rate'] for r in runs], '{:.0f}%')} "
+                     f"| {_median_iqr([r['mean_return'] for r in runs])} | {_median_iqr([r['s_per_1k'] for r in runs])} "
+                     f"| {counts} |")
+    lines += ["", "## Swimmer-v4 (from `benchmarks/swimmer.py` runs)\n",
+              "| sampler | runs | steps reached | last eval return | best eval return | wall s per 1,000 env steps |",
+              "|---|---|---|---|---|---|"]
+    for s in samplers:
+        logs = [json.loads(f.read_text()) for f in sorted((RESULTS / "swimmer").glob(f"softq-{s}_*/evals.json"))]
+        logs = [log for log in logs if log.get("algo") == f"softq-{s}" and log["evals"]]
+        if not logs:
+            lines.append(f"| {s} | 0 | – | – | – | – |")
+            continue
+        lines.append(f"| {s} | {len(logs)} | {_median_iqr([log['steps'] for log in logs], '{:.0f}')} "
+                     f"| {_median_iqr([log['evals'][-1][1] for log in logs])} "
+                     f"| {_median_iqr([max(v for _, v in log['evals']) for log in logs])} "
+                     f"| {_median_iqr([1000 * log['seconds'] / log['steps'] for log in logs])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samplers", nargs="+", default=list(SAMPLER_NAMES), choices=SAMPLER_NAMES)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=12_000)
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
+        p.error("--steps, --episodes and --jobs must be positive")
+    command = "python benchmarks/samplers.py " + " ".join(sys.argv[1:])
+    if not args.report_only:
+        todo = [(s, seed) for seed in args.seeds for s in args.samplers
+                if not (RESULTS / "samplers" / f"multigoal_{s}_{seed}.json").exists()]
+        print(f"{len(todo)} MultiGoal runs to do, {args.jobs} at a time", flush=True)
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(run_multigoal, s, seed, args.steps, args.episodes,
+                                   RESULTS / "samplers" / f"multigoal_{s}_{seed}.json") for s, seed in todo]
+            for f in as_completed(futures):
+                r = f.result()
+                print(f"{r['sampler']} seed {r['seed']}: goals {r['goal_counts']}, reach {r['reach_rate']:.0%}, "
+                      f"{r['s_per_1k']:.1f} s/1k steps", flush=True)
+    text = report(args.samplers, command)
+    (RESULTS / "samplers.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
