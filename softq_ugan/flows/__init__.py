@@ -1,5 +1,20 @@
-"""Normalizing flows: the conditional MAF bridge (NICE, RealNVP and one-way flows come with the flow-GAN issue)."""
+"""Normalizing flows: the conditional MAF bridge, NICE and RealNVP coupling flows (Flow-GAN), and the
+one-way flow generator (OW)."""
 
+from softq_ugan.flows.couplings import FLOWS, NICE, CouplingFlow, RealNVP, make_flow
 from softq_ugan.flows.maf import ConditionalMAF, ConditionedMAF
+from softq_ugan.flows.oneway import OneWayGenerator, exact_logabsdet, jvp_logabsdet, log_partition
 
-__all__ = ["ConditionalMAF", "ConditionedMAF"]
+__all__ = [
+    "ConditionalMAF",
+    "ConditionedMAF",
+    "CouplingFlow",
+    "NICE",
+    "RealNVP",
+    "FLOWS",
+    "make_flow",
+    "OneWayGenerator",
+    "exact_logabsdet",
+    "jvp_logabsdet",
+    "log_partition",
+]
