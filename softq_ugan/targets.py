@@ -26,6 +26,7 @@ __all__ = [
     "GaussianMixture2D",
     "Ring8",
     "Grid25",
+    "BayesianLogisticRegression",
     "TARGETS",
     "make_target",
 ]
@@ -252,6 +253,89 @@ class Grid25(GaussianMixture2D):
         c = -4.0 + 2.0 * torch.arange(5, dtype=torch.float64)
         gx, gy = torch.meshgrid(c, c, indexing="ij")
         super().__init__(torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1), std=0.05)
+
+
+class BayesianLogisticRegression(Target):
+    """Posterior of Bayesian logistic regression (VA §5.3) over θ = (w, log α), dim = p + 1.
+
+    Prior w | α ~ N(0, α⁻¹ I), α ~ Gamma(a0=1, rate b0=0.01), written for log α (Jacobian α included):
+
+        log p0(θ) = p/2 (log α − log 2π) − α|w|²/2 + a0 log b0 − lgamma(a0) + a0 log α − b0 α,
+
+    likelihood p(y|x, w) = σ((2y−1) xᵀw) with y ∈ {0, 1}. :meth:`log_prob` is the minibatch estimate
+    log p0(θ) + n/m Σ_{k≤m} log p(y_ik|x_ik, w) (VA §5.3) on a fresh random minibatch of
+    ``batch_size`` rows per call (without replacement; unbiased for the full log-posterior), or the
+    exact log-posterior (up to log p(D)) when ``batch_size`` is None; :meth:`log_prob_full` is always
+    exact. ``x`` is the design matrix (an intercept column included by the caller); data stay on the
+    CPU in float64 and are cast to θ's dtype and device.
+    """
+
+    name = "bayeslr"
+    mode_std = None
+
+    def __init__(self, x, y, batch_size: int | None = None, a0: float = 1.0, b0: float = 0.01,
+                 generator: torch.Generator | None = None) -> None:
+        x = torch.as_tensor(x, dtype=torch.float64)
+        y = torch.as_tensor(y, dtype=torch.float64)
+        if x.ndim != 2 or y.shape != (x.shape[0],):
+            raise ValueError(f"bayeslr: expected x (n, p) and y (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
+        if not bool(((y == 0) | (y == 1)).all()):
+            raise ValueError("bayeslr: labels y must be 0 or 1")
+        if batch_size is not None and not 1 <= batch_size:
+            raise ValueError(f"bayeslr: batch_size must be >= 1 or None, got {batch_size}")
+        if not (a0 > 0 and b0 > 0):
+            raise ValueError(f"bayeslr: a0 and b0 must be positive, got {a0}, {b0}")
+        self.x, self.y = x, y
+        self.num_data, self.num_weights = x.shape
+        self.dim = self.num_weights + 1
+        self.batch_size = None if batch_size is None or batch_size >= self.num_data else int(batch_size)
+        self.a0, self.b0 = float(a0), float(b0)
+        self.generator = generator
+        self.bounds = ((-10.0, 10.0),) * self.dim
+        super().__init__()
+        self.modes = torch.zeros(1, self.dim)
+
+    def log_prior(self, theta) -> Tensor:
+        """log p0(θ) of shape (...) for θ (..., p+1), the last coordinate being log α."""
+        theta = self._check_x(theta)
+        w, log_alpha = theta[..., :-1], theta[..., -1]
+        alpha, p = log_alpha.exp(), self.num_weights
+        log_pw = 0.5 * p * (log_alpha - math.log(2 * math.pi)) - 0.5 * alpha * (w * w).sum(-1)  # N(w; 0, α⁻¹I)
+        log_pa = self.a0 * math.log(self.b0) - math.lgamma(self.a0) + self.a0 * log_alpha - self.b0 * alpha  # Γ(α)·α
+        return log_pw + log_pa
+
+    def log_likelihood(self, theta, indices: Tensor | None = None) -> Tensor:
+        """Σ_i log p(y_i|x_i, w) over ``indices`` (all rows if None): shape (...)."""
+        theta = self._check_x(theta)
+        x, y = (self.x, self.y) if indices is None else (self.x[indices], self.y[indices])
+        x, y = x.to(theta), y.to(theta)
+        logits = theta[..., :-1] @ x.T  # (..., m)
+        return torch.nn.functional.logsigmoid((2.0 * y - 1.0) * logits).sum(-1)
+
+    def minibatch_log_prob(self, theta, indices: Tensor) -> Tensor:
+        """log p0(θ) + n/m Σ_{k∈indices} log p(y_k|x_k, w) (VA §5.3)."""
+        scale = self.num_data / len(indices)
+        return self.log_prior(theta) + scale * self.log_likelihood(theta, indices)
+
+    def log_prob_full(self, theta) -> Tensor:
+        """Exact unnormalized log-posterior log p0(θ) + Σ_i log p(y_i|x_i, w)."""
+        return self.log_prior(theta) + self.log_likelihood(theta)
+
+    def _log_prob(self, x: Tensor) -> Tensor:
+        if self.batch_size is None:
+            return self.log_prob_full(x)
+        idx = torch.randperm(self.num_data, generator=self.generator)[: self.batch_size]
+        return self.minibatch_log_prob(x, idx)
+
+    @torch.no_grad()
+    def predict_proba(self, theta, x) -> Tensor:
+        """Posterior-predictive p(y=1|x) = mean_s σ(xᵀw_s) over samples θ_s (S, p+1): shape (n,)."""
+        theta = self._check_x(theta).reshape(-1, self.dim)
+        x = torch.as_tensor(x).to(theta)
+        total = torch.zeros(x.shape[0], dtype=theta.dtype)
+        for chunk in theta.split(500):  # bounded memory for many samples × many test rows
+            total += torch.sigmoid(x @ chunk[:, :-1].T).sum(-1)
+        return total / theta.shape[0]
 
 
 TARGETS: dict[str, type] = {
