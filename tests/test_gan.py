@@ -201,7 +201,7 @@ def test_schedules_pickle():
 
 
 def test_schedule_bad_input():
-    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'; choose one of: exp, geo, nma, none, oa, pma, static"):
+    with pytest.raises(ValueError, match=r"unknown schedule 'cosine'; choose one of: exp, geo, nma, none, oa, oa-linear, pma, static"):
         make_schedule("cosine", 1.0, T)
     with pytest.raises(ValueError, match="total_steps"):
         make_schedule("pma", 1.0, 0)

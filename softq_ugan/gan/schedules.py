@@ -21,6 +21,7 @@ __all__ = [
     "linear",
     "exponential",
     "oscillatory",
+    "oscillatory_linear",
     "geometric",
     "Schedule",
     "SCHEDULES",
@@ -93,6 +94,22 @@ def oscillatory(t: float, T: float, lambda0: float, cycles: float = 5) -> float:
     return _clamp(lam)
 
 
+def oscillatory_linear(t: float, T: float, lambda0: float, cycles: float = 5) -> float:
+    """Oscillatory annealing with linear ramps (``oa-linear``): a triangle wave in place of the cosine.
+
+    ``lambda0 (1 - t/T)_+ tri(cycles t / T)`` where ``tri`` ramps linearly from +1 to -1 and back
+    once per period (LGAN's alternating linear ramp); same extrema and zeros as "oa", so the two
+    differ only in how long lambda dwells near its peaks (VA suppl. I.1). Clamped to ``>= LAMBDA_MIN``.
+    """
+    _check(t, T)
+    if cycles <= 0:
+        raise ValueError(f"cycles must be > 0, got {cycles}")
+    phase = (cycles * t / T) % 1.0
+    # triangle wave: +1 at phase 0, -1 at phase 1/2, linear in between (continuous OA, VA suppl. I.1)
+    tri = 1.0 - 4.0 * phase if phase <= 0.5 else 4.0 * phase - 3.0
+    return _clamp(lambda0 * max(1.0 - t / T, 0.0) * tri)
+
+
 def geometric(
     t: float, T: float, lambda0: float, beta_min: float = 1e-3, hold: float = 0.25, end: float = 0.75
 ) -> float:
@@ -133,6 +150,7 @@ _REGISTRY: dict[str, tuple[Callable[..., float], frozenset[str]]] = {
     "nma": (_nma, frozenset()),
     "exp": (exponential, frozenset({"kappa"})),
     "oa": (oscillatory, frozenset({"cycles"})),
+    "oa-linear": (oscillatory_linear, frozenset({"cycles"})),
     "geo": (geometric, frozenset({"beta_min", "hold", "end"})),
 }
 
@@ -166,7 +184,7 @@ def make_schedule(name: str, lambda0: float, total_steps: int, **kwargs: Any) ->
     """Build a picklable schedule ``t -> lambda_t`` by name.
 
     Names: "none" (always 0), "static", "pma" (linear from ``+|lambda0|``), "nma" (linear from
-    ``-|lambda0|``), "exp" (``kappa=None``), "oa" (``cycles=5``), "geo" (``beta_min=1e-3``,
+    ``-|lambda0|``), "exp" (``kappa=None``), "oa" and "oa-linear" (``cycles=5``), "geo" (``beta_min=1e-3``,
     ``hold=0.25``, ``end=0.75``).
 
     Raises:
