@@ -29,7 +29,7 @@ def test_writes_figures_and_metrics(tmp_path):
     "args, expected",
     [
         (["--target", "moons"], "unknown target 'moons'; choose one of: banana, grid25, kidney, ring8"),
-        (["--schedule", "cosine"], "unknown schedule 'cosine'; choose one of: exp, geo, nma, none, oa, pma, static"),
+        (["--schedule", "cosine"], "unknown schedule 'cosine'; choose one of: exp, geo, nma, none, oa, oa-linear, pma, static"),
         (["--method", "svgd"], "unknown method 'svgd'"),
         (["--steps", "-3"], "--steps"),
     ],
