@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from softq_ugan.cli import fail
+
 # per-environment defaults: γ and reward scale (τ = 1; the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
     "Swimmer": dict(gamma=0.999, reward_scale=10.0, learning_starts=10_000),  # γ: rl-zoo's SAC setting
@@ -60,11 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str, code: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
 
 
 def validate(args: argparse.Namespace) -> None:

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from softq_ugan.data.tabular import DATASETS, TabularSplit, load_dataset
 from softq_ugan.targets import BayesianLogisticRegression
 from softq_ugan.ugan import UGAN, UGANConfig
+from softq_ugan.cli import fail
 
 METHODS = ("ugan", "svgd", "sgld", "mala", "map")
 
@@ -486,11 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for metrics.json and samples.npy (default: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from softq_ugan.flows.couplings import FLOWS, CouplingFlow, make_flow
 from softq_ugan.gan.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
+from softq_ugan.cli import fail
 
 __all__ = [
     "OBJECTIVES",
@@ -274,11 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/flowgan")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from softq_ugan.flows.oneway import OneWayGenerator, log_partition
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
+from softq_ugan.cli import fail
 
 __all__ = [
     "OneWayGANConfig",
@@ -196,11 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/oneway")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -24,6 +24,7 @@ from softq_ugan.metrics import evaluate_samples
 from softq_ugan.plots import plot_curves, plot_samples, plot_snapshots
 from softq_ugan.targets import TARGETS, make_target
 from softq_ugan.ugan import UGAN, UGANConfig
+from softq_ugan.cli import fail
 
 METHODS = ("ugan", "ugan-nocritic", "maf-rkl")
 
@@ -48,11 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/sample", help="output folder (default runs/sample)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def make_trainer(args: argparse.Namespace, dim: int) -> UGAN | MAFRKL:

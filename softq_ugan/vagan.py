@@ -29,6 +29,7 @@ from softq_ugan.gan.losses import get_gan_loss, gradient_penalty
 from softq_ugan.gan.schedules import make_schedule
 from softq_ugan.gan.score import DAEScore, DAEScoreConfig, score_surrogate
 from softq_ugan.nets import check_finite, optimizer_step, require_positive
+from softq_ugan.cli import fail
 
 __all__ = [
     "LOSSES",
@@ -298,11 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/vagan")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def run(args: argparse.Namespace) -> dict:
