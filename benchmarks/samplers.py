@@ -124,7 +124,8 @@ def main() -> None:
     args = p.parse_args()
     if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
         p.error("--steps, --episodes and --jobs must be positive")
-    command = "python benchmarks/samplers.py " + " ".join(sys.argv[1:])
+    # the runs come from the training command; --report-only just re-aggregates them
+    command = " ".join(["python benchmarks/samplers.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     if not args.report_only:
         todo = [(s, seed) for seed in args.seeds for s in args.samplers
                 if not (RESULTS / "samplers" / f"multigoal_{s}_{seed}.json").exists()]
