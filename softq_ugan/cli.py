@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
@@ -9,3 +10,12 @@ def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` on stderr and exit with ``code`` (2: bad command-line input)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options every trainer CLI ends with: data cap, seed, threads, output folder, quiet."""
+    parser.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from softq_ugan.flows.couplings import FLOWS, CouplingFlow, make_flow
 from softq_ugan.gan.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
-from softq_ugan.cli import fail
+from softq_ugan.cli import add_run_args, fail
 
 __all__ = [
     "OBJECTIVES",
@@ -268,12 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=2, help="hidden layers per coupling network (default 2)")
     p.add_argument("--eval-every", type=int, default=500, help="validation NLL and sample scores every N updates")
     p.add_argument("--eval-samples", type=int, default=1000, help="generated images per sample-quality evaluation")
-    p.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")
     p.add_argument("--parzen", action="store_true", help="also fit the Parzen (GMM) baseline")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/flowgan")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_args(p, "runs/flowgan")
     return p
 
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from softq_ugan.flows.oneway import OneWayGenerator, log_partition
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
-from softq_ugan.cli import fail
+from softq_ugan.cli import add_run_args, fail
 
 __all__ = [
     "OneWayGANConfig",
@@ -190,12 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-penalty", type=float, default=0.0, help="α of α·E[D²] on real and generated points (default 0)")
     p.add_argument("--logdet", default="auto", help="exact | jvp | auto (exact when the dimension is <= 16)")
     p.add_argument("--eval-samples", type=int, default=2500, help="samples for the final metrics (OW: 2,500)")
-    p.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")
     p.add_argument("--zeta-curve", action="store_true", help="toy data: log ζ vs S (OW Fig. 2) into metrics.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/oneway")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_args(p, "runs/oneway")
     return p
 
 

@@ -29,7 +29,7 @@ from softq_ugan.gan.losses import get_gan_loss, gradient_penalty
 from softq_ugan.gan.schedules import make_schedule
 from softq_ugan.gan.score import DAEScore, DAEScoreConfig, score_surrogate
 from softq_ugan.nets import check_finite, optimizer_step, require_positive
-from softq_ugan.cli import fail
+from softq_ugan.cli import add_run_args, fail
 
 __all__ = [
     "LOSSES",
@@ -293,11 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int, default=1000, help="generated images per evaluation")
     p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint every N updates (default 1000)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/vagan")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_args(p, "runs/vagan")
     return p
 
 
