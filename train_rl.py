@@ -33,15 +33,20 @@ def env_defaults(env_id: str) -> dict:
     return ENV_DEFAULTS.get(env_id.split("-")[0], FALLBACK)
 
 
+SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "value_particles", "proposal", "schedule", "lambda0")
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = "; ".join(f"{k}: γ={v['gamma']}, reward scale {v['reward_scale']}" for k, v in ENV_DEFAULTS.items())
     p = argparse.ArgumentParser(
         prog="train_rl.py",
-        description="Soft Q-learning with a U-GAN policy sampler (an SB3 off-policy algorithm).",
+        description="Soft Q-learning with a U-GAN policy sampler (an SB3 off-policy algorithm); "
+        "--algo sac|td3 runs SB3's baselines (rl-baselines3-zoo's Swimmer-v4 settings) on the same footing.",
         epilog=f"Per-environment defaults ({defaults}; others: γ=0.99, reward scale 1).",
     )
     p.add_argument("--env", default="Swimmer-v4", help="gymnasium id with a Box action space (default Swimmer-v4)")
-    p.add_argument("--sampler", default="ugan", help="policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, svgd (default ugan)")
+    p.add_argument("--algo", default="softq", help="softq (default), or the SB3 baselines sac, td3")
+    p.add_argument("--sampler", default=None, help="softq's policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, svgd (default ugan)")
     p.add_argument("--steps", type=int, default=200_000, help="environment steps in all (default 200000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", default="runs", help="root of the run folders (default runs)")
@@ -50,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=25_000, help="env steps between checkpoints")
     p.add_argument("--gamma", type=float, default=None, help="discount (default: per environment)")
     p.add_argument("--reward-scale", type=float, default=None, help="reward multiplier (default: per environment)")
-    p.add_argument("--tau", type=float, default=1.0, help="Boltzmann temperature τ of exp(Q/τ) (default 1)")
-    p.add_argument("--polyak", type=float, default=0.005, help="target-critic Polyak coefficient (default 0.005)")
-    p.add_argument("--lr", type=float, default=3e-4, help="learning rate of Q networks and sampler (default 3e-4)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--tau", type=float, default=None, help="Boltzmann temperature τ of exp(Q/τ) (default 1)")
+    p.add_argument("--polyak", type=float, default=None, help="target-critic Polyak coefficient (default 0.005)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of Q networks and sampler (default 3e-4)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128; sac/td3: zoo's)")
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
-    p.add_argument("--value-particles", type=int, default=16, help="M, particles of the soft value (default 16)")
-    p.add_argument("--proposal", default="uniform", help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
+    p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16)")
+    p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
+    p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma)")
+    p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -65,20 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def validate(args: argparse.Namespace) -> None:
+    from agents.baselines import ZOO
     from agents.policies import SAMPLERS
     from agents.softq import PROPOSALS
+    from softq_ugan.gan.schedules import SCHEDULES
 
+    if args.algo not in ("softq", *ZOO):
+        fail(f"unknown algo '{args.algo}'; choose one of: softq, {', '.join(ZOO)}")
+    if args.algo != "softq":
+        given = [n for n in SOFTQ_ONLY if getattr(args, n) is not None]
+        if given:
+            fail(f"--{given[0].replace('_', '-')} applies to --algo softq only, not {args.algo}")
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
     for name in ("eval_every", "checkpoint_every", "batch_size", "value_particles", "eval_episodes"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.tau <= 0:
-        fail(f"--tau must be positive, got {args.tau}")
-    if args.sampler not in SAMPLERS:
+    for name in ("tau", "lr"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            fail(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
         fail(f"unknown sampler '{args.sampler}'; choose one of: {', '.join(sorted(SAMPLERS))}")
-    if args.proposal not in PROPOSALS:
+    if args.proposal is not None and args.proposal not in PROPOSALS:
         fail(f"unknown proposal '{args.proposal}'; choose one of: {', '.join(PROPOSALS)}")
+    if args.schedule is not None and args.schedule not in SCHEDULES:
+        fail(f"unknown schedule '{args.schedule}'; choose one of: {', '.join(SCHEDULES)}")
+    if (args.schedule is not None or args.lambda0 is not None) and args.sampler == "svgd":
+        fail("--schedule and --lambda0 apply to the U-GAN and MAF samplers, not svgd")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
 
@@ -87,9 +107,35 @@ def hyperparameter_table(config: dict) -> str:
     return "| parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in config.items())
 
 
+def build_model(args: argparse.Namespace, env, d: dict):
+    """A fresh SoftQ (or SB3 baseline) from the command line and the environment's defaults ``d``."""
+    from agents.baselines import make_sb3
+    from agents.softq import SoftQ
+
+    common = {key: getattr(args, name) for key, name in (
+        ("gamma", "gamma"), ("learning_starts", "learning_starts"), ("learning_rate", "lr"),
+        ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
+    if args.algo != "softq":  # the zoo's settings, but for what the command line names
+        model = make_sb3(args.algo, env, args.seed, device=args.device, **common)
+        return model, dict(gamma=model.gamma, learning_rate=model.learning_rate, batch_size=model.batch_size,
+                           learning_starts=model.learning_starts, tau=model.tau)
+    common.setdefault("gamma", d["gamma"])
+    common.setdefault("learning_starts", d["learning_starts"])
+    sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}
+    config = dict(sampler=args.sampler, temperature=1.0 if args.tau is None else args.tau,
+                  reward_scale=d["reward_scale"] if args.reward_scale is None else args.reward_scale,
+                  value_particles=16 if args.value_particles is None else args.value_particles,
+                  proposal=args.proposal or "uniform", **common)
+    model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device,
+                  policy_kwargs=dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else None, **config)
+    return model, {**config, **sampler_kwargs}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    if args.algo == "softq" and args.sampler is None:
+        args.sampler = "ugan"
     import numpy as np
     import torch
 
@@ -102,38 +148,32 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         fail(str(e))
 
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
     from stable_baselines3.common.monitor import Monitor
 
+    from agents.baselines import sb3_class
+    from agents.callbacks import ActionDensityCallback, EvalRecorder
     from agents.softq import SoftQ
 
-    d = env_defaults(args.env)
-    gamma = d["gamma"] if args.gamma is None else args.gamma
-    reward_scale = d["reward_scale"] if args.reward_scale is None else args.reward_scale
-    learning_starts = d["learning_starts"] if args.learning_starts is None else args.learning_starts
-    run_dir = Path(args.logdir) / args.env / f"{args.sampler}_{args.seed}"
+    name = args.sampler if args.algo == "softq" else args.algo
+    label = f"softq-{args.sampler}" if args.algo == "softq" else args.algo
+    run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(env=args.env, sampler=args.sampler, steps=args.steps, seed=args.seed, gamma=gamma,
-                  reward_scale=reward_scale, temperature=args.tau, polyak=args.polyak, lr=args.lr,
-                  batch_size=args.batch_size, learning_starts=learning_starts, value_particles=args.value_particles,
-                  proposal=args.proposal, device=args.device)
 
     env = Monitor(env)
+    cls = SoftQ if args.algo == "softq" else sb3_class(args.algo)
     if args.resume:
-        model = SoftQ.load(args.resume, env=env, device=args.device)
+        model = cls.load(args.resume, env=env, device=args.device)
         buffer = Path(str(args.resume).removesuffix(".zip") + "_replay_buffer.pkl")
         if buffer.is_file():
             model.load_replay_buffer(buffer)
         print(f"resumed from {args.resume} at step {model.num_timesteps}", file=sys.stderr)
+        config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     else:
-        model = SoftQ(
-            "MlpPolicy", env, sampler=args.sampler, learning_rate=args.lr, learning_starts=learning_starts,
-            batch_size=args.batch_size, tau=args.polyak, gamma=gamma, temperature=args.tau,
-            reward_scale=reward_scale, value_particles=args.value_particles, proposal=args.proposal,
-            seed=args.seed, device=args.device,
-        )
+        model, config = build_model(args, env, env_defaults(args.env))
+        config = dict(env=args.env, algo=args.algo, steps=args.steps, seed=args.seed, device=args.device, **config)
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     model.set_logger(logger)
     for fmt in logger.output_formats:
@@ -141,18 +181,17 @@ def main(argv: list[str] | None = None) -> int:
             fmt.writer.add_text("hyperparameters", hyperparameter_table(config), model.num_timesteps)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
-    from agents.callbacks import ActionDensityCallback
-
-    if args.env.startswith("MultiGoal"):  # the SQL paper's picture: multimodal actions at the origin
-        states, titles = np.array([[0.0, 0.0], [2.5, 0.0], [2.5, 2.5]], np.float32), ["s=(0,0)", "s=(2.5,0)", "s=(2.5,2.5)"]
-    else:
-        states, titles = eval_env.reset(seed=args.seed)[0][None].astype(np.float32), ["initial state"]
-    callbacks = CallbackList([
-        ActionDensityCallback(states, log_every=args.eval_every, titles=titles),
-        EvalCallback(Monitor(eval_env), eval_freq=args.eval_every, n_eval_episodes=args.eval_episodes,
-                     deterministic=True, log_path=str(run_dir / "eval"), verbose=0),
-        CheckpointCallback(args.checkpoint_every, str(ckpt_dir), name_prefix="softq", save_replay_buffer=True),
-    ])
+    recorder = EvalRecorder(Monitor(eval_env), run_dir, label, args.seed, eval_freq=args.eval_every,
+                            n_eval_episodes=args.eval_episodes,
+                            resume_step=model.num_timesteps if args.resume else None)
+    callbacks = [recorder, CheckpointCallback(args.checkpoint_every, str(ckpt_dir), name_prefix=name,
+                                              save_replay_buffer=True)]
+    if args.algo == "softq":
+        if args.env.startswith("MultiGoal"):  # the SQL paper's picture: multimodal actions at the origin
+            states, titles = np.array([[0.0, 0.0], [2.5, 0.0], [2.5, 2.5]], np.float32), ["s=(0,0)", "s=(2.5,0)", "s=(2.5,2.5)"]
+        else:
+            states, titles = eval_env.reset(seed=args.seed)[0][None].astype(np.float32), ["initial state"]
+        callbacks.insert(0, ActionDensityCallback(states, log_every=args.eval_every, titles=titles))
 
     def save(name: str) -> Path:
         path = ckpt_dir / f"{name}.zip"
@@ -160,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         model.save_replay_buffer(ckpt_dir / f"{name}_replay_buffer.pkl")
         return path
 
-    def on_sigterm(signum, frame):  # SIGTERM behaves like Ctrl-C: checkpoint and flush
+    def on_sigterm(signum, frame):  # SIGTERM behaves like Ctrl-C: checkpoint and flush (once, however many come)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -168,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     start, status = time.time(), 0
     try:
         if remaining > 0:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=not args.resume,
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not args.resume,
                         progress_bar=not args.quiet, log_interval=1)
         path = save("last")
         print(f"done: {model.num_timesteps} steps in {time.time() - start:.0f}s; checkpoint {path}", file=sys.stderr)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear the checkpoint
         path = save("last")
         print(f"interrupted at step {model.num_timesteps}; checkpoint {path} (resume with --resume {path})",
               file=sys.stderr)

@@ -7,7 +7,10 @@ of exp(Q(s,·)/τ) in pre-squash space y (a = tanh y) against the model's critic
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from torch import Tensor, nn
@@ -338,3 +341,66 @@ class ActionDensityCallback(BaseCallback):
             fig = action_density_figure(self.sample(), self.titles, self.bounds)
             self.logger.record(self.key, Figure(fig, close=True), exclude=("stdout", "log", "json", "csv"))
         return True
+
+
+class EvalRecorder(EvalCallback):
+    """SB3's deterministic :class:`EvalCallback` that also keeps a resumable record of the run.
+
+    After each evaluation it writes, each by write-then-rename so a kill never leaves a torn file:
+    ``checkpoints/eval.zip`` with ``checkpoints/eval_replay_buffer.pkl`` (when ``checkpoint``), then
+    ``evals.json`` = ``{"algo", "seed", "evals": [[step, mean return], ...], "wall": [training seconds
+    at each eval], "seconds", "steps"}``. Training seconds exclude evaluation and saving, so they
+    compare wall cost per env step across algorithms. A sweep or benchmark reads ``evals.json``.
+
+    :param run_dir: the run's folder.
+    :param label: the algorithm's name in ``evals.json`` (e.g. ``softq-ugan``, ``sac``).
+    :param resume_step: when resuming, the checkpoint's step: records after it are dropped.
+    """
+
+    def __init__(self, eval_env, run_dir: str | Path, label: str, seed: int, eval_freq: int,
+                 n_eval_episodes: int = 5, checkpoint: bool = True, resume_step: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        super().__init__(eval_env, eval_freq=eval_freq, n_eval_episodes=n_eval_episodes, deterministic=True,
+                         log_path=str(self.run_dir / "eval"), verbose=0)
+        self.checkpoint = checkpoint
+        self.file = self.run_dir / "evals.json"
+        self.record: dict[str, Any] = dict(algo=label, seed=seed, evals=[], wall=[], seconds=0.0, steps=0)
+        if resume_step is not None and self.file.is_file():
+            old = json.loads(self.file.read_text())
+            keep = [i for i, (t, _) in enumerate(old.get("evals", [])) if t <= resume_step]
+            wall = old.get("wall", [])
+            self.record.update(evals=[old["evals"][i] for i in keep], wall=[wall[i] for i in keep if i < len(wall)])
+            self.record["seconds"] = self.record["wall"][-1] if self.record["wall"] else 0.0
+            self.record["steps"] = self.record["evals"][-1][0] if self.record["evals"] else 0
+        self._mark = 0.0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The latest evaluation checkpoint (``--resume`` takes it)."""
+        return self.run_dir / "checkpoints" / "eval.zip"
+
+    def _on_training_start(self) -> None:
+        self._mark = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        if due:
+            self.record["seconds"] += time.perf_counter() - self._mark
+        keep_going = super()._on_step()
+        if due:
+            ckpt = self.checkpoint_path
+            if self.checkpoint:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                self.model.save(ckpt.with_name("eval.tmp.zip"))
+                self.model.save_replay_buffer(ckpt.with_name("eval_replay_buffer.tmp.pkl"))
+                os.replace(ckpt.with_name("eval.tmp.zip"), ckpt)
+                os.replace(ckpt.with_name("eval_replay_buffer.tmp.pkl"), ckpt.with_name("eval_replay_buffer.pkl"))
+            step = int(self.num_timesteps)
+            self.record["evals"].append([step, float(self.last_mean_reward)])
+            self.record["wall"].append(round(self.record["seconds"], 3))
+            self.record["steps"] = step
+            tmp = self.file.with_name("evals.tmp.json")
+            tmp.write_text(json.dumps(self.record, indent=1))
+            os.replace(tmp, self.file)
+            self._mark = time.perf_counter()
+        return keep_going

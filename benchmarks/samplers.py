@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
 
@@ -71,11 +73,6 @@ def run_multigoal(sampler: str, seed: int, steps: int, episodes: int, path: Path
     return result
 
 
-def _median_iqr(values: list[float], fmt: str = "{:.1f}") -> str:
-    if not values:
-        return "–"
-    q1, med, q3 = np.percentile(values, [25, 50, 75])
-    return f"{fmt.format(med)} [{fmt.format(q1)}, {fmt.format(q3)}] (n={len(values)})"
 
 
 def report(samplers: list[str], command: str) -> str:
@@ -114,6 +111,7 @@ def report(samplers: list[str], command: str) -> str:
 
 
 def main() -> None:
+    global RESULTS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samplers", nargs="+", default=list(SAMPLER_NAMES), choices=SAMPLER_NAMES)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -121,7 +119,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--results", default=str(RESULTS), help="results folder (default benchmarks/results)")
     args = p.parse_args()
+    RESULTS = Path(args.results)
     if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
         p.error("--steps, --episodes and --jobs must be positive")
     # the runs come from the training command; --report-only just re-aggregates them

@@ -20,23 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ZOO = {
-    "sac": dict(gamma=0.999, learning_starts=10_000),
-    "td3": dict(gamma=0.9999, learning_rate=1e-3, batch_size=256, learning_starts=10_000,
-                policy_kwargs=dict(net_arch=[400, 300])),
-}
-
-
-def make_sb3(algo: str, env, seed: int):
-    """SAC or TD3 with rl-baselines3-zoo's Swimmer-v4 settings (TD3: Gaussian action noise 0.1)."""
-    from stable_baselines3 import SAC, TD3
-    from stable_baselines3.common.noise import NormalActionNoise
-
-    kwargs = dict(ZOO[algo])
-    if algo == "td3":
-        d = env.action_space.shape[0]
-        kwargs["action_noise"] = NormalActionNoise(np.zeros(d), 0.1 * np.ones(d))
-    return (SAC if algo == "sac" else TD3)("MlpPolicy", env, seed=seed, **kwargs)
+from agents.baselines import ZOO, make_sb3  # noqa: E402  (re-exported for benchmarks/swimmer.py)
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
 
@@ -93,27 +95,22 @@ def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
     return runs
 
 
-def report(run_root: Path, algos: list[str], command: str) -> str:
+def report(run_root: Path, algos: list[str], command: str, jobs: int = 2) -> str:
     runs = load_runs(run_root, algos)
-    steps = sorted({s for logs in runs.values() for log in logs for s, _ in log["evals"]})
+    shown = [a for a in algos if runs[a]]
+    stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
+    steps = sorted({s for a in shown for s in stats[a]})
     lines = [
         "# Swimmer-v4: SoftQ samplers against SB3\n",
         f"Command: `{command}`\n",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, two processes at a "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, {jobs} processes at a "
         f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         "Median [25%, 75%] over seeds at each checkpoint:\n",
-        "| step | " + " | ".join(a for a in algos if runs[a]) + " |",
-        "|---|" + "---|" * sum(1 for a in algos if runs[a]),
+        "| step | " + " | ".join(shown) + " |",
+        "|---|" + "---|" * len(shown),
     ]
     for s in steps:
-        cells = []
-        for a in algos:
-            if not runs[a]:
-                continue
-            vals = [v for log in runs[a] for t, v in log["evals"] if t == s]
-            cells.append(f"{np.median(vals):.1f} [{np.percentile(vals, 25):.1f}, {np.percentile(vals, 75):.1f}] (n={len(vals)})"
-                         if vals else "–")
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s} | " + " | ".join(median_iqr(stats[a].get(s, [])) for a in shown) + " |")
     lines += ["", "| algorithm | seed | steps | first step with eval ≥ 300 | wall s per 1,000 env steps |", "|---|---|---|---|---|"]
     for a in algos:
         for log in runs[a]:
@@ -124,30 +121,31 @@ def report(run_root: Path, algos: list[str], command: str) -> str:
 
 
 def figure(run_root: Path, algos: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = load_runs(run_root, algos)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for a in algos:
-        if not runs[a]:
-            continue
-        steps = sorted({t for log in runs[a] for t, _ in log["evals"]})
-        table = [[v for log in runs[a] for t, v in log["evals"] if t == s] for s in steps]
-        med = [np.median(v) for v in table]
-        ax.plot(steps, med, marker=".", label=f"{a} (n={len(runs[a])})")
-        ax.fill_between(steps, [np.percentile(v, 25) for v in table], [np.percentile(v, 75) for v in table], alpha=0.2)
-    ax.set(xlabel="environment steps", ylabel="eval return (median, IQR)", title="Swimmer-v4")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_curves({a: [log["evals"] for log in runs[a]] for a in algos if runs[a]}, path, title="Swimmer-v4")
+
+
+def run_on_ray(todo: list[tuple[str, int]], args: argparse.Namespace, run_root: Path) -> None:
+    """The same runs through the sweep path (Ray Tune, issue 9), then filed as <algo>_<seed>/evals.json."""
+    from softq_ugan.sweep import load_sweep, parse_spec, run
+
+    algos = sorted({a for a, _ in todo})
+    seeds = sorted({s for _, s in todo})
+    spec = parse_spec(dict(name=f"{args.name}-benchmark", env="Swimmer-v4", algos=algos, seeds=seeds,
+                           steps=args.steps, eval_every=args.eval_every, eval_episodes=5,
+                           trial=dict(cpus=1, threads=1, max_failures=3)))
+    sweep_dir = run(spec, args.ray_out, args.address, args.jobs)
+    for t in load_sweep(sweep_dir):
+        if (t["algo"], t["seed"]) in todo:
+            dest = run_root / f"{t['algo']}_{t['seed']}"
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / "evals.json").write_text(json.dumps(t["record"], indent=1))
+            print(f"{t['algo']} seed {t['seed']}: last eval {t['record']['evals'][-1][1]:.1f} at "
+                  f"{t['record']['steps']} in {t['record']['seconds']:.0f}s", flush=True)
 
 
 def main() -> None:
+    global RESULTS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algos", nargs="+", default=["softq-ugan", "softq-svgd", "sac"], choices=ALGOS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -156,7 +154,13 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--name", default="swimmer", help="results name (folder, .md and .png)")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--results", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: a process pool here; ray: the runs as a Ray Tune sweep (pip install -e '.[sweep]')")
+    p.add_argument("--address", default=None, help="with --backend ray: the cluster to join (default: local Ray)")
+    p.add_argument("--ray-out", default=str(ROOT / "runs" / "sweeps"), help="with --backend ray: sweep folders")
     args = p.parse_args()
+    RESULTS = Path(args.results)
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
     run_root = RESULTS / args.name
@@ -167,13 +171,16 @@ def main() -> None:
                 if not ((run_root / f"{a}_{s}" / "evals.json").exists()
                         and json.loads((run_root / f"{a}_{s}" / "evals.json").read_text()).get("steps", 0) >= args.steps)]
         print(f"{len(todo)} runs to do or resume, {args.jobs} at a time", flush=True)
+        if args.backend == "ray" and todo:
+            run_on_ray(todo, args, run_root)
+            todo = []
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}"): (a, s) for a, s in todo}
             for f in as_completed(futures):
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
                       f"in {log['seconds']:.0f}s", flush=True)
-    text = report(run_root, args.algos, command)
+    text = report(run_root, args.algos, command, args.jobs)
     (RESULTS / f"{args.name}.md").write_text(text + f"\n![curves]({args.name}.png)\n")
     figure(run_root, args.algos, RESULTS / f"{args.name}.png")
     print(text)

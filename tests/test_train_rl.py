@@ -49,6 +49,10 @@ def test_short_swimmer_run(tmp_path):
     (["--env", "CartPole-v1"], "Discrete action space"),
     (["--steps", "-5"], "--steps must be positive"),
     (["--sampler", "hmc"], "unknown sampler 'hmc'"),
+    (["--algo", "ppo"], "unknown algo 'ppo'"),
+    (["--algo", "sac", "--reward-scale", "3"], "--reward-scale applies to --algo softq only"),
+    (["--schedule", "cosine"], "unknown schedule 'cosine'"),
+    (["--sampler", "svgd", "--lambda0", "1"], "not svgd"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -82,3 +86,26 @@ def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"resumed from {last} at step {stopped_at}" in r.stderr
     assert SoftQ.load(last).num_timesteps == stopped_at + 150
+
+
+def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
+    """--algo sac runs SB3's SAC on the same footing: evals.json + a checkpoint at each eval, resumable."""
+    import json
+
+    args = ["--algo", "sac", "--env", "MultiGoal-v0", "--eval-every", "150", "--eval-episodes", "1",
+            "--learning-starts", "100", "--batch-size", "32", "--logdir", str(tmp_path), "--quiet"]
+    r = subprocess.run(CMD + ["--steps", "300", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "MultiGoal-v0" / "sac_0"
+    record = json.loads((run_dir / "evals.json").read_text())
+    assert record["algo"] == "sac" and [t for t, _ in record["evals"]] == [150, 300]
+    assert len(record["wall"]) == 2 and 0 < record["wall"][0] <= record["wall"][1] == pytest.approx(record["seconds"], abs=1e-3)
+    assert json.loads((run_dir / "config.json").read_text())["gamma"] == 0.999  # zoo's SAC setting
+    ckpt = run_dir / "checkpoints" / "eval.zip"
+    assert ckpt.exists() and (run_dir / "checkpoints" / "eval_replay_buffer.pkl").exists()
+    r = subprocess.run(CMD + ["--steps", "450", "--resume", str(ckpt), *args], capture_output=True, text=True,
+                       timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "at step 300" in r.stderr
+    record = json.loads((run_dir / "evals.json").read_text())
+    assert [t for t, _ in record["evals"]] == [150, 300, 450] and record["steps"] == 450
