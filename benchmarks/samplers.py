@@ -82,7 +82,7 @@ def report(samplers: list[str], command: str) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}. Cells: median [25%, 75%] over seeds.\n",
         "## MultiGoal-v0 (stochastic episodes after training, `--episodes`, default 100)\n",
-        "| sampler | distinct goals reached (of 4) | episodes reaching a goal | mean return | wall s per 1,000 env steps | goal counts per seed |",
+        "| sampler | distinct goals reached (of 4), per seed | episodes reaching a goal | mean return | wall s per 1,000 env steps | goal counts per seed |",
         "|---|---|---|---|---|---|",
     ]
     for s in samplers:
@@ -90,7 +90,7 @@ def report(samplers: list[str], command: str) -> str:
         if not runs:
             continue
         counts = "; ".join(f"s{r['seed']}: {r['goal_counts']}" for r in runs)
-        lines.append(f"| {s} | {_median_iqr([r['distinct_goals'] for r in runs], '{:.0f}')} "
+        lines.append(f"| {s} | {', '.join(str(r['distinct_goals']) for r in runs) or '–'} "
                      f"| {_median_iqr([100 * r['reach_rate'] for r in runs], '{:.0f}%')} "
                      f"| {_median_iqr([r['mean_return'] for r in runs])} | {_median_iqr([r['s_per_1k'] for r in runs])} "
                      f"| {counts} |")
