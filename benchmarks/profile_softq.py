@@ -1,0 +1,58 @@
+"""Where the SoftQ-UGAN training step spends its time, beside SoftQ-SVGD's and SB3 SAC's (issue 4, item 4).
+
+    python benchmarks/profile_softq.py                 # Swimmer-v4, 200 gradient steps each, one thread
+
+Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
+gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
+then run again under cProfile and the top entries by cumulative time are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gradient-steps", type=int, default=200)
+    p.add_argument("--top", type=int, default=25)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from stable_baselines3 import SAC
+
+    from agents import SoftQ
+    from envs import make_env
+
+    env = make_env("Swimmer-v4", seed=0)
+    for name in ("ugan", "svgd", "sac"):
+        if name == "sac":
+            model = SAC("MlpPolicy", env, learning_starts=300, gamma=0.999, seed=0)
+        else:
+            model = SoftQ("MlpPolicy", env, sampler=name, learning_starts=300, gamma=0.999, reward_scale=10.0, seed=0)
+        model.learn(400)
+        start = time.perf_counter()
+        model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
+        ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
+        print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size})", flush=True)
+        if name == "ugan":
+            profile = cProfile.Profile()
+            profile.enable()
+            model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
+            profile.disable()
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
