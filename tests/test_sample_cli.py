@@ -1,12 +1,15 @@
 """The sampling command line as a user runs it: files written, errors in one line, Ctrl-C keeps results."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+from conftest import interactive_sigint
 
 CMD = [sys.executable, "-m", "softq_ugan.sample"]
 
@@ -42,14 +45,19 @@ def test_bad_names_exit_2_with_one_line(args, expected, tmp_path):
 
 def test_interrupt_still_writes_results(tmp_path):
     out = tmp_path / "run"
-    p = subprocess.Popen(CMD + ["--target", "banana", "--steps", "100000", "--out", str(out), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not out.exists() and time.time() < deadline:  # the folder appears when training starts
+    p = subprocess.Popen(CMD + ["--target", "banana", "--steps", "100000", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interactive_sigint)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: p.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 240
+    # interrupt once the progress bar shows updates done (a fixed sleep raced a loaded machine)
+    while not re.search(r"\| *[1-9]\d*/100000", "".join(chunks)) and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
-    time.sleep(2.0)
     p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=120)
+    p.wait(timeout=120)
+    reader.join(timeout=10)
+    stderr = "".join(chunks)
     assert p.returncode == 0, stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["interrupted"] and 0 < m["steps"] < 100000

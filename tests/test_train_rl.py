@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import interactive_sigint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
 def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
     args = ["--env", "MultiGoal-v0", "--eval-every", "100000", "--logdir", str(tmp_path), *FAST]
     p = subprocess.Popen(CMD + ["--steps", "100000", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=ROOT)
+                         text=True, cwd=ROOT, preexec_fn=interactive_sigint)
     run_dir = tmp_path / "MultiGoal-v0" / "ugan_0"
     deadline = time.time() + 240
     while not (run_dir / "progress.csv").exists() and time.time() < deadline:
