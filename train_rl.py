@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polyak", type=float, default=None, help="target-critic Polyak coefficient (default 0.005)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of Q networks and sampler (default 3e-4)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128; sac/td3: zoo's)")
+    p.add_argument("--buffer-size", type=int, default=None,
+                   help="replay buffer slots (default min(1000000, --steps): every transition fits, and a checkpoint "
+                   "does not pickle a million empty slots; a resumed run keeps its checkpoint's)")
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
@@ -85,7 +88,7 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--{given[0].replace('_', '-')} applies to --algo softq only, not {args.algo}")
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
-    for name in ("eval_every", "checkpoint_every", "batch_size", "value_particles", "eval_episodes"):
+    for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     for name in ("tau", "lr"):
@@ -115,10 +118,11 @@ def build_model(args: argparse.Namespace, env, d: dict):
     common = {key: getattr(args, name) for key, name in (
         ("gamma", "gamma"), ("learning_starts", "learning_starts"), ("learning_rate", "lr"),
         ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
+    common["buffer_size"] = args.buffer_size or min(1_000_000, args.steps)
     if args.algo != "softq":  # the zoo's settings, but for what the command line names
         model = make_sb3(args.algo, env, args.seed, device=args.device, **common)
         return model, dict(gamma=model.gamma, learning_rate=model.learning_rate, batch_size=model.batch_size,
-                           learning_starts=model.learning_starts, tau=model.tau)
+                           learning_starts=model.learning_starts, tau=model.tau, buffer_size=model.buffer_size)
     common.setdefault("gamma", d["gamma"])
     common.setdefault("learning_starts", d["learning_starts"])
     sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}

@@ -101,7 +101,8 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     record = json.loads((run_dir / "evals.json").read_text())
     assert record["algo"] == "sac" and [t for t, _ in record["evals"]] == [150, 300]
     assert len(record["wall"]) == 2 and 0 < record["wall"][0] <= record["wall"][1] == pytest.approx(record["seconds"], abs=1e-3)
-    assert json.loads((run_dir / "config.json").read_text())["gamma"] == 0.999  # zoo's SAC setting
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["gamma"] == 0.999 and config["buffer_size"] == 300  # zoo's SAC γ; a buffer sized to --steps
     ckpt = run_dir / "checkpoints" / "eval.zip"
     assert ckpt.exists() and (run_dir / "checkpoints" / "eval_replay_buffer.pkl").exists()
     r = subprocess.run(CMD + ["--steps", "450", "--resume", str(ckpt), *args], capture_output=True, text=True,
