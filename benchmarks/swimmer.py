@@ -164,7 +164,8 @@ def main() -> None:
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
     run_root = RESULTS / args.name
-    command = "python benchmarks/swimmer.py " + " ".join(sys.argv[1:])
+    # the runs come from the training command; --report-only just re-aggregates them
+    command = " ".join(["python benchmarks/swimmer.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     todo = [(a, s) for s in args.seeds for a in args.algos]  # seed by seed, so a partial benchmark compares
     if not args.report_only:
         todo = [(a, s) for a, s in todo
