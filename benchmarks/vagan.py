@@ -6,7 +6,10 @@ classifier (Inception-style) score, medians over seeds, the OA-vs-λ=0 FD change
 FD over training, and the time of one training iteration at batch 64 on 28×28.
 
     python benchmarks/vagan.py --data digits --iters 1500 --seeds 0 1 --schedules none oa
-    python benchmarks/vagan.py --data fashion --iters 20000 --seeds 0 1 2      # full table (hours)
+    python benchmarks/vagan.py --data fashion --iters 1500 --jobs 2        # the Fashion-MNIST table (~1 h)
+
+The report goes to ``results/vagan.md`` for Fashion-MNIST (the issue's table) and ``results/vagan_<data>.md``
+otherwise; text between ``<!-- notes -->`` and ``<!-- /notes -->`` in an existing report is kept on rerun.
 """
 
 from __future__ import annotations
@@ -32,17 +35,47 @@ COLUMNS = {
 SCHEDULE_TO_COLUMNS = {"none": ["λ=0"], "static": ["λ=−1", "λ=+1"], "pma": ["PMA"], "nma": ["NMA"], "oa": ["OA"], "oa-linear": ["OA-linear"]}
 
 
+def critic_steps(loss: str, args) -> int:
+    return args.wgan_critic_steps if loss == "wgan-gp" else 1
+
+
+def claim(out: Path) -> bool:
+    """Take ``out/.lock`` for this process; False while another live process holds it (two instances of this
+    script can share one results folder, e.g. one per free core)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its holder is alive
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its holder died
+                continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def run_one(col: str, loss: str, seed: int, args) -> dict:
     schedule, sign = COLUMNS[col]
     lam0 = sign * args.lambda0
     out = Path(args.out) / args.data / f"{loss}_{schedule}_{lam0:+g}_s{seed}"
     if not (out / "metrics.json").exists():
+        if not claim(out):
+            return {"col": col, "loss": loss, "seed": seed, "error": "running in another instance"}
         cmd = [sys.executable, "-m", "softq_ugan.vagan", "--data", args.data, "--loss", loss, "--schedule", schedule,
                "--lambda0", str(lam0), "--iters", str(args.iters), "--seed", str(seed), "--eval-every", str(args.eval_every),
                "--eval-samples", str(args.eval_samples), "--ckpt-every", str(args.iters), "--out", str(out), "--quiet",
-               *args.extra]
+               "--critic-steps", str(critic_steps(loss, args)), *args.extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        try:
+            res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        finally:
+            (out / ".lock").unlink(missing_ok=True)
         if res.returncode != 0:
             return {"col": col, "loss": loss, "seed": seed, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
         print(res.stdout.strip(), flush=True)
@@ -53,8 +86,10 @@ def run_one(col: str, loss: str, seed: int, args) -> dict:
             "curve": [(e["step"], e["fd"]) for e in m["evals"]], "seconds": m["seconds"]}
 
 
-def time_iteration(data: str, losses, batch: int = 64, warmup: int = 3, iters: int = 10) -> list[tuple]:
-    """Milliseconds per ``VAGAN.update`` at ``batch`` on ``data`` (one thread), with λ = 0 and with OA."""
+def time_iteration(data: str, losses, wgan_critic_steps: int = 1, batch: int = 64, warmup: int = 3,
+                   iters: int = 10) -> list[tuple]:
+    """Milliseconds per ``VAGAN.update`` at ``batch`` on ``data`` (one thread), with λ = 0 and with OA; WGAN-GP
+    also with the table's ``wgan_critic_steps``."""
     import torch
 
     from softq_ugan.data.images import dequantize, load_images
@@ -64,18 +99,20 @@ def time_iteration(data: str, losses, batch: int = 64, warmup: int = 3, iters: i
     d = load_images(data)
     g = torch.Generator().manual_seed(0)
     rows = []
-    for loss in losses:
-        for schedule in ("none", "oa"):
-            torch.manual_seed(0)
-            gan = VAGAN(VAGANConfig(shape=d.shape, loss=loss, schedule=schedule, total_steps=1000))
-            batches = [dequantize(d.train[torch.randint(len(d.train), (batch,), generator=g)], d.levels, generator=g).float()
-                       for _ in range(warmup + iters)]
-            for b in batches[:warmup]:
-                gan.update(b)
-            t0 = time.perf_counter()
-            for b in batches[warmup:]:
-                gan.update(b)
-            rows.append((loss, schedule, 1000 * (time.perf_counter() - t0) / iters))
+    settings = [(loss, s, 1) for loss in losses for s in ("none", "oa")]
+    if "wgan-gp" in losses and wgan_critic_steps != 1:
+        settings += [("wgan-gp", s, wgan_critic_steps) for s in ("none", "oa")]
+    for loss, schedule, steps in settings:
+        torch.manual_seed(0)
+        gan = VAGAN(VAGANConfig(shape=d.shape, loss=loss, schedule=schedule, total_steps=1000, critic_steps=steps))
+        batches = [dequantize(d.train[torch.randint(len(d.train), (batch,), generator=g)], d.levels, generator=g).float()
+                   for _ in range(warmup + iters)]
+        for b in batches[:warmup]:
+            gan.update(b)
+        t0 = time.perf_counter()
+        for b in batches[warmup:]:
+            gan.update(b)
+        rows.append((loss, schedule, steps, 1000 * (time.perf_counter() - t0) / iters))
     return rows
 
 
@@ -116,15 +153,24 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-samples", type=int, default=1000)
+    p.add_argument("--wgan-critic-steps", type=int, default=5,
+                   help="critic steps per generator step for WGAN-GP (Gulrajani et al.'s 5; RKL and JSD use 1)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's checkpoint.pt")
     p.add_argument("--time-data", default="fashion", help="28×28 dataset for the per-iteration timing ('' to skip)")
     p.add_argument("--out", default=str(RESULTS / "vagan"))
-    p.add_argument("--report", default=None, help="markdown output (default results/vagan.md; vagan_lam<λ0>.md for λ0 ≠ 1)")
+    p.add_argument("--report", default=None,
+                   help="markdown output (default results/vagan.md for fashion, vagan_<data>.md otherwise; _lam<λ0> for λ0 ≠ 1)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further arguments for softq_ugan.vagan")
     args = p.parse_args()
     if args.report is None:
-        args.report = str(RESULTS / ("vagan.md" if args.lambda0 == 1 else f"vagan_lam{args.lambda0:g}.md"))
+        data = "" if args.data == "fashion" else f"_{args.data}"
+        args.report = str(RESULTS / f"vagan{data}{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.md")
+    notes = ""
+    if Path(args.report).exists():  # hand-written notes survive a rerun
+        old = Path(args.report).read_text()
+        if "<!-- notes -->" in old and "<!-- /notes -->" in old:
+            notes = old[old.index("<!-- notes -->"):old.index("<!-- /notes -->") + len("<!-- /notes -->")]
     cols = [c for s in args.schedules for c in SCHEDULE_TO_COLUMNS[s]]
     cols = [c for c in COLUMNS if c in cols]
     jobs = [(c, loss, s) for loss in args.losses for c in cols for s in args.seeds]
@@ -132,7 +178,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as ex:
         results = list(ex.map(lambda j: run_one(*j, args), jobs))
     wall = time.perf_counter() - start
-    timing = time_iteration(args.time_data, args.losses) if args.time_data else []
+    timing = time_iteration(args.time_data, args.losses, args.wgan_critic_steps) if args.time_data else []
 
     def med(loss, col, key):
         v = [r[key] for r in results if r["loss"] == loss and r["col"] == col and key in r]
@@ -143,11 +189,13 @@ def main() -> None:
         f"# Image VA-GAN: variational annealing on {args.data} (VA Table 1 / Fig. 5 analogue)", "",
         f"Command: `{cmd}` (one torch thread per run, {args.jobs} runs at once)  ",
         f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, Python {platform.python_version()}  ",
-        f"Budget: {args.iters} generator updates per run (batch 64, 1 critic step), seeds {args.seeds}, "
+        f"Budget: {args.iters} generator updates per run (batch 64; critic steps per update: RKL/JSD 1, "
+        f"WGAN-GP {args.wgan_critic_steps}), seeds {args.seeds}, "
         f"FD/score on {args.eval_samples} samples every {args.eval_every} updates; wall {wall / 60:.1f} min for {len(jobs)} runs.  ",
         "Metric: FD (LeNet features, RMS-normalized; lower is better) of the final generator against the test split, "
         f"and the classifier (Inception-style) score (higher is better); medians over seeds. |λ0| = {args.lambda0:g} for every schedule "
         "(static columns: λ = ±|λ0|, −1 clamped to −0.99).", "",
+        *([notes, ""] if notes else []),
         "## Final FD (median over seeds)", "",
         "| loss | " + " | ".join(cols) + " | OA vs λ=0 |", "|---|" + "---|" * (len(cols) + 1),
     ]
@@ -170,12 +218,13 @@ def main() -> None:
     if timing:
         lines += ["", f"## Time of one training iteration, batch 64, {args.time_data} 28×28, one thread", "",
                   "(1 discriminator step + 1 denoiser step when λ is used + 1 generator step; mean of 10 after 3 warm-up; "
+                  "a WGAN-GP iteration of the table above has more discriminator steps; "
                   "default widths: generator 16, discriminator 16 (1,024 features), denoiser MLP 2×256)", "",
-                  "| loss | schedule | ms / iteration |", "|---|---|---|"]
-        lines += [f"| {loss} | {s} | {ms:.1f} |" for loss, s, ms in timing]
-    png = RESULTS / f"vagan_{args.data}_fd_curves{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.png"
+                  "| loss | schedule | critic steps | ms / iteration |", "|---|---|---|---|"]
+        lines += [f"| {loss} | {s} | {k} | {ms:.1f} |" for loss, s, k, ms in timing]
+    png = Path(args.report).parent / f"vagan_{args.data}_fd_curves{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.png"
     plot_curves(results, args.losses, cols, png, f"FD over training ({args.data}, median of seeds {args.seeds})")
-    lines += ["", f"FD-over-training curves: `{png.relative_to(ROOT)}`."]
+    lines += ["", f"FD-over-training curves: `{os.path.relpath(png, ROOT)}`."]
     text = "\n".join(lines) + "\n"
     Path(args.report).write_text(text)
     print(text)

@@ -45,3 +45,25 @@ def test_soft_value_benchmark_tiny(tmp_path):
         "--out", str(out))
     text = out.read_text()
     assert "16" in text and "bridge" in text and "uniform" in text
+
+
+def test_vagan_benchmark_tiny_keeps_notes_and_skips_runs_held_elsewhere(tmp_path):
+    args = ["benchmarks/vagan.py", "--data", "digits", "--iters", "4", "--eval-every", "2", "--eval-samples", "32",
+            "--seeds", "0", "--losses", "jsd", "wgan-gp", "--schedules", "none", "oa", "--wgan-critic-steps", "3",
+            "--time-data", "", "--jobs", "1", "--out", str(tmp_path / "runs"), "--report", str(tmp_path / "r.md")]
+    held = tmp_path / "runs" / "digits" / "jsd_oa_+1_s0"
+    held.mkdir(parents=True)
+    (held / ".lock").write_text(str(__import__("os").getpid()))  # a live process holds this run
+    run(*args)
+    config = json.loads((tmp_path / "runs" / "digits" / "wgan-gp_oa_+1_s0" / "metrics.json").read_text())["config"]
+    assert config["critic_steps"] == 3
+    assert json.loads((tmp_path / "runs" / "digits" / "jsd_none_+0_s0" / "metrics.json").read_text())["config"][
+        "critic_steps"] == 1
+    text = (tmp_path / "r.md").read_text()
+    assert "| jsd | OA | 0 | error: running in another instance |" in text and not (held / "metrics.json").exists()
+    assert (tmp_path / "vagan_digits_fd_curves.png").exists()
+    (tmp_path / "r.md").write_text(text.replace("## Final FD", "<!-- notes -->\nhand-written\n<!-- /notes -->\n\n## Final FD"))
+    (held / ".lock").write_text("999999999")  # its holder died: the rerun takes the run over
+    run(*args)
+    text = (tmp_path / "r.md").read_text()
+    assert "hand-written" in text and (held / "metrics.json").exists() and "error" not in text
