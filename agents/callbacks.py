@@ -24,8 +24,9 @@ from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from torch import Tensor, nn
 
-from softq_ugan.soft_value import boltzmann_log_prob
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
+
+from .critics import boltzmann_target, critic_q_min, q_min
 
 __all__ = [
     "ActionDensityCallback",
@@ -37,21 +38,6 @@ __all__ = [
 
 # overrides of UGANConfig's toy-target defaults for a sampler trained alongside an RL run (cheap per step)
 UGAN_CALLBACK_DEFAULTS: dict[str, Any] = dict(bridge_steps=1, bridge_hidden=64, schedule="none")
-
-
-def critic_q_min(critic_output: Tensor | Sequence[Tensor]) -> Tensor:
-    """min over critics of an SB3 critic's output, shape ``(N,)``.
-
-    SAC/TD3 critics return a tuple of ``(N, 1)`` tensors; TQC's returns quantiles ``(N, n_critics,
-    n_quantiles)``, whose mean over quantiles is each critic's Q.
-    """
-    if isinstance(critic_output, Tensor):
-        if critic_output.ndim == 3:  # TQC: (N, n_critics, n_quantiles)
-            return critic_output.mean(dim=2).min(dim=1).values
-        if critic_output.ndim == 2:  # (N, n_critics)
-            return critic_output.min(dim=1).values
-        raise ValueError(f"critic output of shape {tuple(critic_output.shape)}: expected (N, n_critics[, n_quantiles])")
-    return torch.cat(tuple(critic_output), dim=1).min(dim=1).values
 
 
 @contextmanager
@@ -66,12 +52,6 @@ def _frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
-
-
-def _repeat(obs: Tensor | dict[str, Tensor], k: int) -> Tensor | dict[str, Tensor]:
-    if isinstance(obs, dict):
-        return {key: v.repeat_interleave(k, dim=0) for key, v in obs.items()}
-    return obs.repeat_interleave(k, dim=0)
 
 
 class UGANSamplerCallback(BaseCallback):
@@ -169,17 +149,11 @@ class UGANSamplerCallback(BaseCallback):
 
     def q_min(self, obs: Tensor | dict[str, Tensor], actions: Tensor) -> Tensor:
         """min_i Q_i(s, a) of the model's critic for obs ``(B, o)`` and actions ``(B, K, d)`` in [-1, 1] → ``(B, K)``."""
-        B, K, d = actions.shape
-        q = critic_q_min(self.model.critic(_repeat(obs, K), actions.reshape(B * K, d)))
-        return q.reshape(B, K)
+        return q_min(self.model.critic, obs, actions)
 
     def log_prob(self, obs: Tensor | dict[str, Tensor]) -> Callable[[Tensor, Tensor | None], Tensor]:
         """log u(y|s) = min_i Q_i(s, tanh y)/τ + Σ log(1 − tanh² y), a function of (y, context) (SPEC §5)."""
-
-        def log_prob(y: Tensor, context: Tensor | None = None) -> Tensor:
-            return boltzmann_log_prob(self.q_min(obs, torch.tanh(y)), y, self.temperature)
-
-        return log_prob
+        return boltzmann_target(self.q_min, obs, self.temperature)
 
     # -- training -----------------------------------------------------------------------------------
     def _buffer_size(self) -> int:

@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from softq_ugan.baselines import MAFRKL, MAFRKLConfig
 from softq_ugan.flows import ConditionalMAF
-from softq_ugan.soft_value import boltzmann_log_prob
 from softq_ugan.svgd import SVGD, SVGDConfig, SVGDSampler
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
+
+from .critics import boltzmann_target, q_min
 
 
 def build_ugan(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
@@ -202,20 +203,11 @@ class SoftQPolicy(BasePolicy):
 
     def q_min(self, obs: Tensor, actions: Tensor, target: bool = False) -> Tensor:
         """min_i Q_i(s, a) for obs ``(B, o)`` and actions ``(B, K, d)`` → ``(B, K)``."""
-        B, K, d = actions.shape
-        critic = self.critic_target if target else self.critic
-        obs_rep = obs.repeat_interleave(K, dim=0) if not isinstance(obs, dict) else {
-            k: v.repeat_interleave(K, dim=0) for k, v in obs.items()}
-        q = torch.cat(critic(obs_rep, actions.reshape(B * K, d)), dim=1).min(dim=1).values
-        return q.reshape(B, K)
+        return q_min(self.critic_target if target else self.critic, obs, actions)
 
     def boltzmann_log_prob(self, obs: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """log u(y|s) = min_i Q_i(s, tanh y)/τ + Σ log(1 − tanh² y), as a function of (y, context) (SPEC §5)."""
-
-        def log_prob(y: Tensor, context: Tensor | None = None) -> Tensor:
-            return boltzmann_log_prob(self.q_min(obs, torch.tanh(y)), y, self.temperature)
-
-        return log_prob
+        return boltzmann_target(self.q_min, obs, self.temperature)
 
     @property
     def proposal_flow(self) -> ConditionalMAF | None:
