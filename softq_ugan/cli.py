@@ -19,3 +19,19 @@ def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=out)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def start_run(args: argparse.Namespace) -> None:
+    """What every trainer CLI does first: its torch threads and seed (``add_run_args``' options)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def training_images(args: argparse.Namespace):
+    """``(ImageData, train)``: the ``--data`` images split with ``--seed``, the training split capped at ``--max-train``."""
+    from softq_ugan.data.images import load_images
+
+    data = load_images(args.data, seed=args.seed)
+    return data, (data.train[: args.max_train] if args.max_train else data.train)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from softq_ugan.flows.couplings import FLOWS, CouplingFlow, make_flow
 from softq_ugan.gan.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
-from softq_ugan.cli import add_run_args, fail
+from softq_ugan.cli import add_run_args, fail, start_run, training_images
 
 __all__ = [
     "OBJECTIVES",
@@ -278,13 +278,11 @@ def run(args: argparse.Namespace) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from softq_ugan.data.images import bits_per_dim, dequantize, load_images
+    from softq_ugan.data.images import bits_per_dim, dequantize
     from softq_ugan.image_metrics import ImageScorer
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    data = load_images(args.data, seed=args.seed)
-    train = data.train[: args.max_train] if args.max_train else data.train
+    start_run(args)
+    data, train = training_images(args)
     val, test = data.dequantized("val", seed=1), data.dequantized("test", seed=2)
     scorer = ImageScorer(data)
     config = FlowGANConfig(

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from softq_ugan.flows.oneway import OneWayGenerator, log_partition
 from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
-from softq_ugan.cli import add_run_args, fail
+from softq_ugan.cli import add_run_args, fail, start_run, training_images
 
 __all__ = [
     "OneWayGANConfig",
@@ -200,8 +200,7 @@ def run(args: argparse.Namespace) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    start_run(args)
     toy = args.data in TOY_DATA
     g = torch.Generator().manual_seed(args.seed)
     if toy:
@@ -213,10 +212,9 @@ def run(args: argparse.Namespace) -> dict:
         shift, scale = ref.mean(0), ref.std()  # train on standardized data, report in data units
         next_batch = lambda: (target.sample(args.batch_size, generator=g) - shift) / scale  # noqa: E731
     else:
-        from softq_ugan.data.images import dequantize, load_images
+        from softq_ugan.data.images import dequantize
 
-        data = load_images(args.data, seed=args.seed)
-        train = data.train[: args.max_train] if args.max_train else data.train
+        data, train = training_images(args)
         dim, latent = data.dim, args.latent or 16
 
         def next_batch() -> Tensor:

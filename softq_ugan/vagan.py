@@ -29,7 +29,7 @@ from softq_ugan.gan.losses import get_gan_loss, gradient_penalty
 from softq_ugan.gan.schedules import make_schedule
 from softq_ugan.gan.score import DAEScore, DAEScoreConfig, score_surrogate
 from softq_ugan.nets import check_finite, optimizer_step, require_positive
-from softq_ugan.cli import add_run_args, fail
+from softq_ugan.cli import add_run_args, fail, start_run, training_images
 
 __all__ = [
     "LOSSES",
@@ -302,14 +302,12 @@ def run(args: argparse.Namespace) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from softq_ugan.data.images import dequantize, load_images
+    from softq_ugan.data.images import dequantize
     from softq_ugan.flowgan import save_image_grid
     from softq_ugan.image_metrics import ImageScorer
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    data = load_images(args.data, seed=args.seed)
-    train = data.train[: args.max_train] if args.max_train else data.train
+    start_run(args)
+    data, train = training_images(args)
     scorer = ImageScorer(data)
     config = VAGANConfig(
         shape=data.shape, loss=args.loss, schedule=args.schedule, lambda0=args.lambda0, total_steps=args.iters,
