@@ -33,7 +33,7 @@ def env_defaults(env_id: str) -> dict:
     return ENV_DEFAULTS.get(env_id.split("-")[0], FALLBACK)
 
 
-SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "value_particles", "proposal", "schedule", "lambda0")
+SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "value_particles", "proposal", "schedule", "lambda0", "policy_delay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
+    p.add_argument("--policy-delay", type=int, default=None,
+                   help="update the sampler after every N-th Q update (TD3's delay; default 1: every update)")
     p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma)")
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
@@ -88,7 +90,8 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--{given[0].replace('_', '-')} applies to --algo softq only, not {args.algo}")
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
-    for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes"):
+    for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
+                 "policy_delay"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     for name in ("tau", "lr"):
@@ -129,7 +132,7 @@ def build_model(args: argparse.Namespace, env, d: dict):
     config = dict(sampler=args.sampler, temperature=1.0 if args.tau is None else args.tau,
                   reward_scale=d["reward_scale"] if args.reward_scale is None else args.reward_scale,
                   value_particles=16 if args.value_particles is None else args.value_particles,
-                  proposal=args.proposal or "uniform", **common)
+                  proposal=args.proposal or "uniform", policy_delay=args.policy_delay or 1, **common)
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device,
                   policy_kwargs=dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else None, **config)
     return model, {**config, **sampler_kwargs}

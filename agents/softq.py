@@ -42,6 +42,7 @@ class SoftQ(OffPolicyAlgorithm):
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
         y-space) or "generator" (the sampler's own density: a one-way generator, or the MAF policy).
     :param sampler_batch_size: states of each batch used for the sampler update (K particles each).
+    :param policy_delay: update the sampler after every ``policy_delay``-th Q update (TD3's delay; 1: every one).
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
     """
@@ -67,6 +68,7 @@ class SoftQ(OffPolicyAlgorithm):
         value_particles: int = 16,
         proposal: str = "uniform",
         sampler_batch_size: int = 64,
+        policy_delay: int = 1,
         action_noise: ActionNoise | None = None,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -83,6 +85,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"unknown proposal '{proposal}'; choose one of: {', '.join(PROPOSALS)}")
         if value_particles < 1:
             raise ValueError(f"value_particles must be >= 1, got {value_particles}")
+        if policy_delay < 1:
+            raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("sampler", sampler)
         policy_kwargs.setdefault("temperature", temperature)
@@ -116,6 +120,7 @@ class SoftQ(OffPolicyAlgorithm):
         self.value_particles = value_particles
         self.proposal = proposal
         self.sampler_batch_size = sampler_batch_size
+        self.policy_delay = policy_delay
         if _init_setup_model:
             self._setup_model()
 
@@ -155,10 +160,9 @@ class SoftQ(OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.critic.optimizer])
         trainer = self.sampler_trainer
-        trainer.num_updates = self._n_updates  # the annealing clock survives save/load
         logs: dict[str, list[float]] = {}
 
-        for _ in range(gradient_steps):
+        for i in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             with torch.no_grad():
                 v_next, log_w = self.soft_value(data.next_observations)
@@ -175,8 +179,11 @@ class SoftQ(OffPolicyAlgorithm):
             q_loss.backward()
             self.critic.optimizer.step()
 
-            obs = data.observations[: self.sampler_batch_size]
-            stats = trainer.update(self.policy.boltzmann_log_prob(obs), self.policy.context(obs))
+            stats: dict[str, float] = {}
+            if (self._n_updates + i + 1) % self.policy_delay == 0:
+                obs = data.observations[: self.sampler_batch_size]
+                trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
+                stats = trainer.update(self.policy.boltzmann_log_prob(obs), self.policy.context(obs))
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
 
             for key, value in (("train/q_loss", q_loss_value), ("train/soft_value", v_next.mean().item()),

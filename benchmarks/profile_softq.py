@@ -26,6 +26,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gradient-steps", type=int, default=200)
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--agents", nargs="+", default=["ugan", "svgd", "sac"],
+                   help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2)")
+    p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     args = p.parse_args()
     torch.set_num_threads(1)
     from stable_baselines3 import SAC
@@ -34,17 +37,19 @@ def main() -> None:
     from envs import make_env
 
     env = make_env("Swimmer-v4", seed=0)
-    for name in ("ugan", "svgd", "sac"):
+    for name in args.agents:
         if name == "sac":
             model = SAC("MlpPolicy", env, learning_starts=300, gamma=0.999, seed=0)
         else:
-            model = SoftQ("MlpPolicy", env, sampler=name, learning_starts=300, gamma=0.999, reward_scale=10.0, seed=0)
+            sampler, _, delay = name.partition("/")
+            model = SoftQ("MlpPolicy", env, sampler=sampler, learning_starts=300, gamma=0.999, reward_scale=10.0, seed=0,
+                          policy_delay=int(delay or 1))
         model.learn(400)
         start = time.perf_counter()
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
         print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size})", flush=True)
-        if name == "ugan":
+        if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()
             profile.enable()
             model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)

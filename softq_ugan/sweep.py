@@ -45,11 +45,11 @@ from softq_ugan.cli import fail
 PARAMS: dict[str, str] = {
     "reward_scale": "--reward-scale", "tau": "--tau", "gamma": "--gamma", "lr": "--lr", "polyak": "--polyak",
     "batch_size": "--batch-size", "value_particles": "--value-particles", "learning_starts": "--learning-starts",
-    "schedule": "--schedule", "lambda0": "--lambda0", "proposal": "--proposal",
+    "schedule": "--schedule", "lambda0": "--lambda0", "proposal": "--proposal", "policy_delay": "--policy-delay",
 }
-SOFTQ_ONLY = {"reward_scale", "tau", "value_particles", "schedule", "lambda0", "proposal"}
+SOFTQ_ONLY = {"reward_scale", "tau", "value_particles", "schedule", "lambda0", "proposal", "policy_delay"}
 ANNEALED_ONLY = {"schedule", "lambda0"}  # the U-GAN and MAF samplers anneal; SVGD does not
-INTEGER = {"batch_size", "value_particles", "learning_starts"}
+INTEGER = {"batch_size", "value_particles", "learning_starts", "policy_delay"}
 SAMPLERS = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
 ALGOS = tuple(f"softq-{s}" for s in SAMPLERS) + ("sac", "td3")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")

@@ -90,6 +90,24 @@ def test_same_seed_gives_same_actions():
     np.testing.assert_array_equal(run(), run())
 
 
+@pytest.mark.parametrize("delay", [1, 3])
+def test_policy_delay_updates_the_sampler_every_nth_q_update(delay):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, policy_delay=delay, **SMALL)
+    trainer, clocks = model.sampler_trainer, []
+    update = trainer.update
+
+    def counted(*args, **kwargs):
+        clocks.append(trainer.num_updates)
+        return update(*args, **kwargs)
+
+    trainer.update = counted
+    model.learn(110)  # Q updates at env steps 51..110 (learning_starts=50)
+    assert model._n_updates == 60
+    assert clocks == list(range(delay - 1, 60, delay))  # the annealing clock counts Q updates
+    with pytest.raises(ValueError, match="policy_delay must be >= 1"):
+        SoftQ("MlpPolicy", "Pendulum-v1", policy_delay=0)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="unknown sampler 'nope'"):
         SoftQ("MlpPolicy", "Pendulum-v1", sampler="nope")

@@ -54,6 +54,8 @@ def test_short_swimmer_run(tmp_path):
     (["--algo", "sac", "--reward-scale", "3"], "--reward-scale applies to --algo softq only"),
     (["--schedule", "cosine"], "unknown schedule 'cosine'"),
     (["--sampler", "svgd", "--lambda0", "1"], "not svgd"),
+    (["--policy-delay", "0"], "--policy-delay must be positive"),
+    (["--algo", "td3", "--policy-delay", "2"], "--policy-delay applies to --algo softq only"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
