@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.baselines import ZOO, make_sb3  # noqa: E402  (re-exported for benchmarks/swimmer.py)
+from agents.baselines import ZOO, make_sb3  # noqa: E402
 
 
 def main() -> None:

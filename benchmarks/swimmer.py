@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,16 +33,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
 
 
-def make_model(algo: str, env, seed: int):
+def make_model(algo: str, env, seed: int, steps: int):
+    """A fresh run; its replay buffer holds every step (as train_rl.py's default), not a million empty slots."""
     from agents import SoftQ
-    from benchmarks.sb3_baseline import make_sb3
+    from agents.baselines import make_sb3
     from train_rl import env_defaults
 
     if algo.startswith("softq-"):
         d = env_defaults("Swimmer-v4")
         return SoftQ("MlpPolicy", env, sampler=algo.removeprefix("softq-"), seed=seed, gamma=d["gamma"],
-                     reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
-    return make_sb3(algo, env, seed)
+                     reward_scale=d["reward_scale"], learning_starts=d["learning_starts"], buffer_size=steps)
+    return make_sb3(algo, env, seed, buffer_size=steps)
 
 
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
@@ -66,7 +68,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
         model = cls.load(ckpt, env=env)
         model.load_replay_buffer(buffer)
     else:
-        model, log = make_model(algo, env, seed), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
+        model, log = make_model(algo, env, seed, steps), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
     while model.num_timesteps < steps:
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
         start = time.perf_counter()
@@ -94,34 +96,57 @@ def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
     return runs
 
 
-def report(run_root: Path, algos: list[str], command: str, jobs: int = 2) -> str:
-    runs = load_runs(run_root, algos)
-    shown = [a for a in algos if runs[a]]
+def per_1k(log: dict) -> float:
+    """Wall seconds of training (evaluation excluded) per 1,000 env steps."""
+    return 1000 * log["seconds"] / max(log.get("steps", 1), 1)
+
+
+def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
+    """Per algorithm: runs finished, return at ``steps``, first eval ≥ 300 and wall cost, with the ratio to SAC's."""
+    sac = [per_1k(log) for log in runs.get("sac", [])]
+    lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over all runs):\n",
+             "| algorithm | runs at the end / all | return at the end | first eval ≥ 300, per seed | wall s / 1k steps | × SAC |",
+             "|---|---|---|---|---|---|"]
+    for a in shown:
+        done = [log for log in runs[a] if log.get("steps", 0) >= steps]
+        final = [v for log in done for t, v in log["evals"] if t == steps]
+        first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= 300), 'never')}"
+                          for log in done) or "–"
+        cost = statistics.median(per_1k(log) for log in runs[a])
+        ratio = f"{cost / statistics.median(sac):.2f}" if sac else "–"
+        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} | {cost:.1f} | {ratio} |")
+    return lines + [""]
+
+
+def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps: int = 150_000) -> str:
+    """Every algorithm with a run under ``run_root`` (those of ``algos`` first), whichever sitting ran it."""
+    runs = load_runs(run_root, list(dict.fromkeys([*algos, *ALGOS])))
+    shown = [a for a in runs if runs[a]]
     stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
-    steps = sorted({s for a in shown for s in stats[a]})
+    steps_seen = sorted({s for a in shown for s in stats[a]})
     lines = [
         "# Swimmer-v4: SoftQ samplers against SB3\n",
         f"Command: `{command}`\n",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, {jobs} processes at a "
         f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
+        *summary(runs, shown, steps),
         "Median [25%, 75%] over seeds at each checkpoint:\n",
         "| step | " + " | ".join(shown) + " |",
         "|---|" + "---|" * len(shown),
     ]
-    for s in steps:
+    for s in steps_seen:
         lines.append(f"| {s} | " + " | ".join(median_iqr(stats[a].get(s, [])) for a in shown) + " |")
     lines += ["", "| algorithm | seed | steps | first step with eval ≥ 300 | wall s per 1,000 env steps |", "|---|---|---|---|---|"]
-    for a in algos:
+    for a in shown:
         for log in runs[a]:
             first = next((t for t, v in log["evals"] if v >= 300), None)
-            lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} "
-                         f"| {1000 * log['seconds'] / max(log.get('steps', 1), 1):.1f} |")
+            lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} | {per_1k(log):.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def figure(run_root: Path, algos: list[str], path: Path) -> None:
-    runs = load_runs(run_root, algos)
-    plot_curves({a: [log["evals"] for log in runs[a]] for a in algos if runs[a]}, path, title="Swimmer-v4")
+    runs = load_runs(run_root, list(dict.fromkeys([*algos, *ALGOS])))
+    plot_curves({a: [log["evals"] for log in runs[a]] for a in runs if runs[a]}, path, title="Swimmer-v4")
 
 
 def run_on_ray(todo: list[tuple[str, int]], args: argparse.Namespace, run_root: Path) -> None:
@@ -160,6 +185,7 @@ def main() -> None:
     p.add_argument("--ray-out", default=str(ROOT / "runs" / "sweeps"), help="with --backend ray: sweep folders")
     args = p.parse_args()
     RESULTS = Path(args.results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
     run_root = RESULTS / args.name
@@ -180,7 +206,7 @@ def main() -> None:
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
                       f"in {log['seconds']:.0f}s", flush=True)
-    text = report(run_root, args.algos, command, args.jobs)
+    text = report(run_root, args.algos, command, args.jobs, args.steps)
     (RESULTS / f"{args.name}.md").write_text(text + f"\n![curves]({args.name}.png)\n")
     figure(run_root, args.algos, RESULTS / f"{args.name}.png")
     print(text)

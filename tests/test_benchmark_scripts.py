@@ -23,6 +23,7 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
         assert [t for t, _ in record["evals"]] == [200, 400] and record["seconds"] > 0
     text = (tmp_path / "swimmer.md").read_text()
     assert "| 400 |" in text and "softq-ugan" in text and "sac" in text
+    assert "| softq-ugan | 1 / 1 |" in text and "| sac | 1 / 1 |" in text and "× SAC" in text  # the summary
     assert (tmp_path / "swimmer.png").stat().st_size > 5000
     again = run(*args)
     assert "0 runs to do" in again.stdout
