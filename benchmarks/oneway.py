@@ -19,6 +19,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from report_notes import NOTES, write_report
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -67,7 +69,7 @@ def report(run_dir: Path, targets: list[str], setup: str) -> str:
                         f"{m['log_zeta_grid']:.3f}; standardized units)\n\n| S | N(0, I) proposal | generator proposal |\n|---|---|---|")
             zeta += [f"| {s} | {a[0]:.3f} ± {a[1]:.3f} | {b[0]:.3f} ± {b[1]:.3f} |" for s, a, b in zip(c["S"], c["normal"], c["generator"])]
     return "\n".join([
-        "# One-way-flow GAN benchmark (issue 5; OW Table 1, Fig. 2)", "", "<!-- notes -->", "", setup, "",
+        "# One-way-flow GAN benchmark (issue 5; OW Table 1, Fig. 2)", "", NOTES, "", setup, "",
         "| target | runs | modes: mean (median; range) | % HQ: mean (median; range) | MMD² | OW: modes / %HQ "
         "| VEEGAN (OW Table 1) | seconds |",
         "|---|---|---|---|---|---|---|---|", *rows, *zeta, "",
@@ -124,7 +126,9 @@ def main() -> None:
                     print(f"{t} seed {s}: {m['modes_covered']} modes, {m['hq_fraction']:.1%} HQ ({m['seconds']:.0f}s)", flush=True)
                 except Exception as e:  # keep the other runs going
                     print(f"{t} seed {s}: FAILED {type(e).__name__}: {e}", flush=True)
-    command = "python " + " ".join(["benchmarks/oneway.py", *[f"'{a}'" if " " in a else a for a in sys.argv[1:]]])
+    # the runs come from the training command; --report-only just re-aggregates them
+    command = "python " + " ".join(["benchmarks/oneway.py", *[f"'{a}'" if " " in a else a for a in sys.argv[1:]
+                                                              if a != "--report-only"]])
     setup = (f"`{command}` — {platform.machine()} {os.cpu_count()}-core CPU shared with other jobs, one torch thread per "
              f"process, {args.jobs} processes; seeds {args.seeds}; {args.steps} generator updates with flags `{args.extra}`; "
              f"exact 2×2 log|det J| (as OW §3.1); 2,500 samples per run (OW's protocol); HQ = within 3σ of the nearest "
@@ -132,8 +136,7 @@ def main() -> None:
              f"Wall time of this invocation: {time.time() - start:.0f} s.")
     md = report(run_dir, args.targets, setup)
     figure(run_dir, args.targets, RESULTS / "oneway_log_zeta.png")
-    (RESULTS / "oneway.md").write_text(md)
-    print(md)
+    print(write_report(RESULTS / "oneway.md", md))  # hand-written notes survive a rerun
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from report_notes import NOTES, write_report
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # column name -> (schedule, sign of lambda0); |lambda0| is --lambda0
@@ -166,11 +168,6 @@ def main() -> None:
     if args.report is None:
         data = "" if args.data == "fashion" else f"_{args.data}"
         args.report = str(RESULTS / f"vagan{data}{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.md")
-    notes = ""
-    if Path(args.report).exists():  # hand-written notes survive a rerun
-        old = Path(args.report).read_text()
-        if "<!-- notes -->" in old and "<!-- /notes -->" in old:
-            notes = old[old.index("<!-- notes -->"):old.index("<!-- /notes -->") + len("<!-- /notes -->")]
     cols = [c for s in args.schedules for c in SCHEDULE_TO_COLUMNS[s]]
     cols = [c for c in COLUMNS if c in cols]
     jobs = [(c, loss, s) for loss in args.losses for c in cols for s in args.seeds]
@@ -195,7 +192,7 @@ def main() -> None:
         "Metric: FD (LeNet features, RMS-normalized; lower is better) of the final generator against the test split, "
         f"and the classifier (Inception-style) score (higher is better); medians over seeds. |λ0| = {args.lambda0:g} for every schedule "
         "(static columns: λ = ±|λ0|, −1 clamped to −0.99).", "",
-        *([notes, ""] if notes else []),
+        NOTES, "",
         "## Final FD (median over seeds)", "",
         "| loss | " + " | ".join(cols) + " | OA vs λ=0 |", "|---|" + "---|" * (len(cols) + 1),
     ]
@@ -225,9 +222,7 @@ def main() -> None:
     png = Path(args.report).parent / f"vagan_{args.data}_fd_curves{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.png"
     plot_curves(results, args.losses, cols, png, f"FD over training ({args.data}, median of seeds {args.seeds})")
     lines += ["", f"FD-over-training curves: `{os.path.relpath(png, ROOT)}`."]
-    text = "\n".join(lines) + "\n"
-    Path(args.report).write_text(text)
-    print(text)
+    print(write_report(args.report, "\n".join(lines) + "\n"))  # hand-written notes survive a rerun
 
 
 if __name__ == "__main__":
