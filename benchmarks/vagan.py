@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -181,14 +182,16 @@ def main() -> None:
         v = [r[key] for r in results if r["loss"] == loss and r["col"] == col and key in r]
         return statistics.median(v) if v else float("nan")
 
-    cmd = "python benchmarks/vagan.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/vagan.py " + shlex.join(sys.argv[1:])
+    trained = sum(r.get("seconds", 0) for r in results) / 60
     lines = [
         f"# Image VA-GAN: variational annealing on {args.data} (VA Table 1 / Fig. 5 analogue)", "",
         f"Command: `{cmd}` (one torch thread per run, {args.jobs} runs at once)  ",
-        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, Python {platform.python_version()}  ",
+        f"Machine: {' '.join(filter(None, (platform.machine(), platform.processor())))}, {os.cpu_count()} cores, Python {platform.python_version()}  ",
         f"Budget: {args.iters} generator updates per run (batch 64; critic steps per update: RKL/JSD 1, "
         f"WGAN-GP {args.wgan_critic_steps}), seeds {args.seeds}, "
-        f"FD/score on {args.eval_samples} samples every {args.eval_every} updates; wall {wall / 60:.1f} min for {len(jobs)} runs.  ",
+        f"FD/score on {args.eval_samples} samples every {args.eval_every} updates; {len(jobs)} runs, {trained:.0f} min of "
+        f"training in all (this invocation's wall: {wall / 60:.1f} min; runs finished earlier are reused).  ",
         "Metric: FD (LeNet features, RMS-normalized; lower is better) of the final generator against the test split, "
         f"and the classifier (Inception-style) score (higher is better); medians over seeds. |λ0| = {args.lambda0:g} for every schedule "
         "(static columns: λ = ±|λ0|, −1 clamped to −0.99).", "",
