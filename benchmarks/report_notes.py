@@ -24,8 +24,9 @@ def write_report(path: str | Path, text: str) -> str:
     """Write ``text`` to ``path``, keeping the notes block of the file already there; returns what was written."""
     path = Path(path)
     old = notes_block(path.read_text()) if path.exists() else None
-    if old is not None and notes_block(text) is not None:
-        text = text.replace(notes_block(text), old, 1)
+    new = notes_block(text)
+    if old is not None and new is not None:
+        text = text.replace(new, old, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text

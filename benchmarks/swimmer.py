@@ -24,7 +24,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
@@ -88,12 +87,13 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
 
 
 def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
-    runs: dict[str, list[dict]] = {a: [] for a in algos}
+    """The runs of every algorithm that has any under ``run_root`` (whichever sitting ran it), ``algos`` first."""
+    runs: dict[str, list[dict]] = {a: [] for a in dict.fromkeys([*algos, *ALGOS])}
     for f in sorted(run_root.glob("*/evals.json")):
         log = json.loads(f.read_text())
         if log["algo"] in runs and log["evals"]:
             runs[log["algo"]].append(log)
-    return runs
+    return {a: logs for a, logs in runs.items() if logs}
 
 
 def per_1k(log: dict) -> float:
@@ -119,9 +119,8 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
 
 
 def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps: int = 150_000) -> str:
-    """Every algorithm with a run under ``run_root`` (those of ``algos`` first), whichever sitting ran it."""
-    runs = load_runs(run_root, list(dict.fromkeys([*algos, *ALGOS])))
-    shown = [a for a in runs if runs[a]]
+    runs = load_runs(run_root, algos)
+    shown = list(runs)
     stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
     steps_seen = sorted({s for a in shown for s in stats[a]})
     lines = [
@@ -145,8 +144,8 @@ def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps:
 
 
 def figure(run_root: Path, algos: list[str], path: Path) -> None:
-    runs = load_runs(run_root, list(dict.fromkeys([*algos, *ALGOS])))
-    plot_curves({a: [log["evals"] for log in runs[a]] for a in runs if runs[a]}, path, title="Swimmer-v4")
+    plot_curves({a: [log["evals"] for log in logs] for a, logs in load_runs(run_root, algos).items()}, path,
+                title="Swimmer-v4")
 
 
 def run_on_ray(todo: list[tuple[str, int]], args: argparse.Namespace, run_root: Path) -> None:

@@ -166,9 +166,9 @@ def main() -> None:
                    help="markdown output (default results/vagan.md for fashion, vagan_<data>.md otherwise; _lam<λ0> for λ0 ≠ 1)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further arguments for softq_ugan.vagan")
     args = p.parse_args()
+    lam = "" if args.lambda0 == 1 else f"_lam{args.lambda0:g}"  # names of the report and the curves
     if args.report is None:
-        data = "" if args.data == "fashion" else f"_{args.data}"
-        args.report = str(RESULTS / f"vagan{data}{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.md")
+        args.report = str(RESULTS / f"vagan{'' if args.data == 'fashion' else f'_{args.data}'}{lam}.md")
     cols = [c for s in args.schedules for c in SCHEDULE_TO_COLUMNS[s]]
     cols = [c for c in COLUMNS if c in cols]
     jobs = [(c, loss, s) for loss in args.losses for c in cols for s in args.seeds]
@@ -222,7 +222,7 @@ def main() -> None:
                   "default widths: generator 16, discriminator 16 (1,024 features), denoiser MLP 2×256)", "",
                   "| loss | schedule | critic steps | ms / iteration |", "|---|---|---|---|"]
         lines += [f"| {loss} | {s} | {k} | {ms:.1f} |" for loss, s, k, ms in timing]
-    png = Path(args.report).parent / f"vagan_{args.data}_fd_curves{'' if args.lambda0 == 1 else f'_lam{args.lambda0:g}'}.png"
+    png = Path(args.report).parent / f"vagan_{args.data}_fd_curves{lam}.png"
     plot_curves(results, args.losses, cols, png, f"FD over training ({args.data}, median of seeds {args.seeds})")
     lines += ["", f"FD-over-training curves: `{os.path.relpath(png, ROOT)}`."]
     print(write_report(args.report, "\n".join(lines) + "\n"))  # hand-written notes survive a rerun
