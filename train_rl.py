@@ -33,7 +33,8 @@ def env_defaults(env_id: str) -> dict:
     return ENV_DEFAULTS.get(env_id.split("-")[0], FALLBACK)
 
 
-SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "value_particles", "proposal", "schedule", "lambda0", "policy_delay")
+SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
+              "policy_delay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=25_000, help="env steps between checkpoints")
     p.add_argument("--gamma", type=float, default=None, help="discount (default: per environment)")
     p.add_argument("--reward-scale", type=float, default=None, help="reward multiplier (default: per environment)")
-    p.add_argument("--tau", type=float, default=None, help="Boltzmann temperature τ of exp(Q/τ) (default 1)")
+    p.add_argument("--tau", default=None,
+                   help="Boltzmann temperature τ of exp(Q/τ) (default 1), or auto / auto_<τ0>: τ learned as SAC's "
+                   "entropy coefficient, toward --target-entropy")
+    p.add_argument("--target-entropy", type=float, default=None, help="entropy a learned τ aims at (default −dim(A), SAC's)")
     p.add_argument("--polyak", type=float, default=None, help="target-critic Polyak coefficient (default 0.005)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of Q networks and sampler (default 3e-4)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128; sac/td3: zoo's)")
@@ -94,9 +98,19 @@ def validate(args: argparse.Namespace) -> None:
                  "policy_delay"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ("tau", "lr"):
-        if getattr(args, name) is not None and not getattr(args, name) > 0:
-            fail(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.lr is not None and not args.lr > 0:
+        fail(f"--lr must be positive, got {args.lr}")
+    if args.tau is not None:
+        from agents.softq import parse_temperature
+
+        try:
+            learned, _ = parse_temperature(args.tau)
+        except ValueError:
+            fail(f"--tau must be a positive number, auto or auto_<initial τ>, got {args.tau!r}")
+        if learned and args.sampler == "svgd":
+            fail("--tau auto needs a sampler with a density; svgd has none")
+    if args.target_entropy is not None and not (args.tau or "").startswith("auto"):
+        fail("--target-entropy applies to a learned temperature only (--tau auto)")
     if args.sampler is not None and args.sampler not in SAMPLERS:
         fail(f"unknown sampler '{args.sampler}'; choose one of: {', '.join(sorted(SAMPLERS))}")
     if args.proposal is not None and args.proposal not in PROPOSALS:
@@ -129,7 +143,9 @@ def build_model(args: argparse.Namespace, env, d: dict):
     common.setdefault("gamma", d["gamma"])
     common.setdefault("learning_starts", d["learning_starts"])
     sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}
-    config = dict(sampler=args.sampler, temperature=1.0 if args.tau is None else args.tau,
+    tau = args.tau if args.tau is None or str(args.tau).startswith("auto") else float(args.tau)
+    config = dict(sampler=args.sampler, temperature=1.0 if tau is None else tau,
+                  **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   reward_scale=d["reward_scale"] if args.reward_scale is None else args.reward_scale,
                   value_particles=16 if args.value_particles is None else args.value_particles,
                   proposal=args.proposal or "uniform", policy_delay=args.policy_delay or 1, **common)

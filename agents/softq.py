@@ -6,7 +6,9 @@ VecEnvs, save/load and logger. Per gradient step:
 1. soft Bellman target ``Q̂ = r_scale·r + γ(1 − terminated)·V(s')`` with V by importance sampling
    over M particles from the uniform proposal or the sampler's MAF bridge (SPEC §5);
 2. twin Q regression to Q̂, Polyak update of the target critic;
-3. one sampler update against exp(Q(s,·)/τ) in tanh pre-squash space, K particles per state.
+3. one sampler update against exp(Q(s,·)/τ) in tanh pre-squash space, K particles per state;
+4. with ``temperature="auto"``, one step on log τ toward a target entropy, as SAC's ``ent_coef="auto"``
+   (the policy's log-density from its MAF bridge, or its own density).
 """
 
 from __future__ import annotations
@@ -31,12 +33,32 @@ from softq_ugan.soft_value import soft_value, tanh_log_proposal, uniform_log_pro
 PROPOSALS = ("uniform", "bridge", "generator")
 
 
+def parse_temperature(value: float | str) -> tuple[bool, float]:
+    """``(learned, initial τ)`` from a positive number, ``"auto"`` (τ0 = 1) or ``"auto_<τ0>"`` (SB3's ent_coef form)."""
+    text = str(value)
+    if text.startswith("auto"):
+        init = text.removeprefix("auto").removeprefix("_") or "1.0"
+        learned = True
+    else:
+        init, learned = text, False
+    try:
+        tau = float(init)
+    except ValueError:
+        tau = float("nan")
+    if not (tau > 0 and np.isfinite(tau)):
+        raise ValueError(f"temperature must be a positive number, 'auto' or 'auto_<initial τ>', got {value!r}")
+    return learned, tau
+
+
 class SoftQ(OffPolicyAlgorithm):
     """Soft Q-learning with an amortized sampler policy.
 
     :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan", "ugan-nocritic", "ugan-oneway",
         "maf", "svgd").
-    :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards).
+    :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards), or ``"auto"`` /
+        ``"auto_<τ0>"``: τ learned as SAC learns its entropy coefficient, so that the policy's entropy tracks
+        ``target_entropy``; needs a sampler with a density (its MAF bridge, or its own: every sampler but svgd).
+    :param target_entropy: entropy the learned τ aims at, in action space; "auto": −dim(A) (SAC's).
     :param reward_scale: multiplies rewards in the Bellman target.
     :param value_particles: M, particles of the importance-sampled soft value.
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
@@ -63,7 +85,8 @@ class SoftQ(OffPolicyAlgorithm):
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = 1,
         gradient_steps: int = 1,
-        temperature: float = 1.0,
+        temperature: float | str = 1.0,
+        target_entropy: float | str = "auto",
         reward_scale: float = 1.0,
         value_particles: int = 16,
         proposal: str = "uniform",
@@ -87,9 +110,12 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"value_particles must be >= 1, got {value_particles}")
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
+        learned, initial_temperature = parse_temperature(temperature)
+        if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
+            raise ValueError(f"target_entropy must be a number or 'auto', got {target_entropy!r}")
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("sampler", sampler)
-        policy_kwargs.setdefault("temperature", temperature)
+        policy_kwargs.setdefault("temperature", initial_temperature)
         super().__init__(
             policy,
             env,
@@ -116,6 +142,8 @@ class SoftQ(OffPolicyAlgorithm):
         )
         self.sampler = sampler
         self.temperature = temperature
+        self.learn_temperature, self.initial_temperature = learned, initial_temperature
+        self.target_entropy = target_entropy
         self.reward_scale = reward_scale
         self.value_particles = value_particles
         self.proposal = proposal
@@ -132,6 +160,16 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
         if self.proposal == "generator" and not self.policy.generator_density:
             raise ValueError(f"proposal 'generator' needs a sampler with a density (ugan-oneway, maf); '{self.sampler}' has none")
+        self.log_temperature, self.temperature_optimizer = None, None
+        if self.learn_temperature:
+            if self.policy.proposal_flow is None and not self.policy.generator_density:
+                raise ValueError(f"temperature 'auto' needs a sampler with a density (a MAF bridge or its own); "
+                                 f"'{self.sampler}' has none")
+            if self.target_entropy == "auto":
+                self.target_entropy = -float(self.policy.action_dim)  # SAC's heuristic
+            self.target_entropy = float(self.target_entropy)
+            self.log_temperature = torch.tensor([np.log(self.initial_temperature)], device=self.device, requires_grad=True)
+            self.temperature_optimizer = torch.optim.Adam([self.log_temperature], lr=self.lr_schedule(1))
 
     def _create_aliases(self) -> None:
         self.critic = self.policy.critic
@@ -155,10 +193,31 @@ class SoftQ(OffPolicyAlgorithm):
         q = p.q_min(next_obs, actions, target=True)
         return soft_value(q, log_q, p.temperature)
 
+    def policy_log_prob(self, obs: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
+        """log π(a|s) of ``num_samples`` fresh actions per state ``(B, num_samples)``, in action space, from the
+        sampler's own density (one-way generator, MAF policy) or else its MAF bridge, which tracks it (VA §3.2)."""
+        p = self.policy
+        flow = p.sampler if p.generator_density else p.proposal_flow
+        y, log_nu = flow.rsample_and_log_prob(num_samples, p.context(obs))
+        return tanh_log_proposal(log_nu, y.clamp(-10.0, 10.0))
+
+    def _update_temperature(self, obs: torch.Tensor) -> dict[str, float]:
+        """One Adam step on log τ: min −log τ·(log π + H̄), as SAC's entropy coefficient (Haarnoja et al. 2018b)."""
+        with torch.no_grad():
+            log_pi = self.policy_log_prob(obs)
+        loss = -(self.log_temperature * (log_pi + self.target_entropy)).mean()
+        self.temperature_optimizer.zero_grad()
+        loss.backward()
+        self.temperature_optimizer.step()
+        self.policy.temperature = self.log_temperature.exp().item()
+        return {"train/entropy": -log_pi.mean().item()}
+
     # -- one call of SB3's training loop ----------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate([self.critic.optimizer])
+        self._update_learning_rate([self.critic.optimizer] + ([self.temperature_optimizer] if self.temperature_optimizer else []))
+        if self.log_temperature is not None:  # also after a load, whose policy holds the initial τ
+            self.policy.temperature = self.log_temperature.exp().item()
         trainer = self.sampler_trainer
         logs: dict[str, list[float]] = {}
 
@@ -184,6 +243,10 @@ class SoftQ(OffPolicyAlgorithm):
                 obs = data.observations[: self.sampler_batch_size]
                 trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
                 stats = trainer.update(self.policy.boltzmann_log_prob(obs), self.policy.context(obs))
+            if self.log_temperature is not None:
+                stats_t = self._update_temperature(data.observations)
+                for key, value in stats_t.items():
+                    logs.setdefault(key, []).append(value)
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
 
             for key, value in (("train/q_loss", q_loss_value), ("train/soft_value", v_next.mean().item()),
@@ -194,6 +257,7 @@ class SoftQ(OffPolicyAlgorithm):
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/temperature", self.policy.temperature)
         for key, values in logs.items():
             self.logger.record(key, float(np.mean(values)))
 
@@ -207,7 +271,9 @@ class SoftQ(OffPolicyAlgorithm):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         optimizers = [f"policy.sampler_trainer.{name}" for name, value in vars(self.policy.sampler_trainer).items()
                       if name.endswith("optimizer") and value is not None]
+        if self.log_temperature is not None:
+            return ["policy", "critic.optimizer", *optimizers, "temperature_optimizer"], ["log_temperature"]
         return ["policy", "critic.optimizer", *optimizers], []
 
 
-__all__ = ["SAMPLERS", "SoftQ", "SoftQPolicy"]
+__all__ = ["SAMPLERS", "SoftQ", "SoftQPolicy", "parse_temperature"]

@@ -46,8 +46,9 @@ PARAMS: dict[str, str] = {
     "reward_scale": "--reward-scale", "tau": "--tau", "gamma": "--gamma", "lr": "--lr", "polyak": "--polyak",
     "batch_size": "--batch-size", "value_particles": "--value-particles", "learning_starts": "--learning-starts",
     "schedule": "--schedule", "lambda0": "--lambda0", "proposal": "--proposal", "policy_delay": "--policy-delay",
+    "target_entropy": "--target-entropy",
 }
-SOFTQ_ONLY = {"reward_scale", "tau", "value_particles", "schedule", "lambda0", "proposal", "policy_delay"}
+SOFTQ_ONLY = {"reward_scale", "tau", "target_entropy", "value_particles", "schedule", "lambda0", "proposal", "policy_delay"}
 ANNEALED_ONLY = {"schedule", "lambda0"}  # the U-GAN and MAF samplers anneal; SVGD does not
 INTEGER = {"batch_size", "value_particles", "learning_starts", "policy_delay"}
 SAMPLERS = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
@@ -172,6 +173,13 @@ def _check_value(path: str, key: str, value: Any) -> Any:
     if key in ("schedule", "proposal"):
         if not isinstance(value, str):
             raise _err(path, f"must be a name, got {value!r}")
+        return value
+    if key == "tau" and isinstance(value, str) and value.startswith("auto"):  # a learned τ: auto or auto_<τ0>
+        try:
+            if not float(value.removeprefix("auto").removeprefix("_") or 1.0) > 0:
+                raise ValueError
+        except ValueError:
+            raise _err(path, f"must be a positive number, auto or auto_<initial τ>, got {value!r}") from None
         return value
     value = _num(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -108,7 +108,42 @@ def test_policy_delay_updates_the_sampler_every_nth_q_update(delay):
         SoftQ("MlpPolicy", "Pendulum-v1", policy_delay=0)
 
 
+@pytest.mark.parametrize("target, direction", [(-5.0, -1), (5.0, +1)])
+def test_learned_temperature_moves_toward_the_target_entropy(target, direction):
+    """SAC's rule: τ falls while the policy's entropy exceeds the target and rises while it falls short.
+
+    Pendulum's 1-D actions lie in (-1, 1), whose entropy is at most log 2: the target 5 is always above it,
+    −5 far below a fresh sampler's."""
+    model = SoftQ("MlpPolicy", "Pendulum-v1", temperature="auto_0.5", target_entropy=target, seed=0, **SMALL)
+    model.learn(150)
+    logged = model.logger.name_to_value
+    assert model.log_temperature is not None and np.isfinite(logged["train/entropy"])
+    assert logged["train/entropy"] <= np.log(2) + 0.05  # the bridge's estimate respects the action box
+    tau = model.log_temperature.exp().item()
+    assert np.sign(tau - 0.5) == direction and model.policy.temperature == pytest.approx(tau)
+    assert abs(np.log(tau / 0.5)) > 0.01  # 100 Adam steps of lr 3e-4 move log τ by ~0.03
+
+
+def test_learned_temperature_survives_save_load(tmp_path):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto", seed=0, **SMALL)
+    model.learn(100)
+    model.save(tmp_path / "m.zip")
+    loaded = SoftQ.load(tmp_path / "m.zip")
+    assert loaded.log_temperature.item() == model.log_temperature.item() != 0.0
+    assert loaded.target_entropy == model.target_entropy == -1.0  # SAC's −dim(A)
+    state = loaded.temperature_optimizer.state_dict()["state"]
+    assert state and torch.equal(state[0]["exp_avg"], model.temperature_optimizer.state_dict()["state"][0]["exp_avg"])
+    loaded.set_env(model.get_env())
+    loaded.learn(20, reset_num_timesteps=False)
+    assert loaded.policy.temperature == pytest.approx(loaded.log_temperature.exp().item())
+
+
 def test_bad_arguments_raise():
+    for bad in ("autox", "auto_-1", -1.0, 0, "hot"):
+        with pytest.raises(ValueError, match="temperature must be a positive number, 'auto'"):
+            SoftQ("MlpPolicy", "Pendulum-v1", temperature=bad)
+    with pytest.raises(ValueError, match="temperature 'auto' needs a sampler with a density"):
+        SoftQ("MlpPolicy", "Pendulum-v1", sampler="svgd", temperature="auto")
     with pytest.raises(ValueError, match="unknown sampler 'nope'"):
         SoftQ("MlpPolicy", "Pendulum-v1", sampler="nope")
     with pytest.raises(ValueError, match="unknown proposal"):

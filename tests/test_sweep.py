@@ -31,6 +31,15 @@ def test_grid_runs_every_config_on_every_seed_and_drops_inapplicable_keys():
     assert argv[argv.index("--schedule") + 1] == "oa" and t.run_subdir() == f"MultiGoal-v0/ugan_{t.seed}"
 
 
+def test_learned_temperature_passes_through_to_the_command_line():
+    spec = parse_spec({**BASE, "algos": ["softq-ugan"], "search": {"space": {"tau": ["auto", "auto_0.1", 1]}},
+                       "fixed": {"target_entropy": -4}})
+    taus = sorted(str(t.params["tau"]) for t in spec.trials() if t.seed == 0)
+    assert taus == ["1.0", "auto", "auto_0.1"]
+    argv = next(t for t in spec.trials() if t.params["tau"] == "auto_0.1").argv(600, 200, 5)
+    assert argv[argv.index("--tau") + 1] == "auto_0.1" and argv[argv.index("--target-entropy") + 1] == "-4.0"
+
+
 def test_random_search_is_seeded_shared_across_seeds_and_in_range():
     raw = {**BASE, "algos": ["softq-ugan"], "search": {"method": "random", "num_samples": 5, "seed": 3, "space": {
         "tau": {"loguniform": ["1e-1", 1.0]}, "gamma": {"uniform": [0.9, 0.99]}, "value_particles": {"randint": [4, 32]},
@@ -58,6 +67,8 @@ def test_random_search_is_seeded_shared_across_seeds_and_in_range():
      "search.space.lr.uniform"),
     ({"search": {"method": "random", "space": {"lr": [1e-3]}}}, "search.num_samples"),
     ({"search": {"space": {"lr": 1e-3}}}, "search.space.lr"),
+    ({"search": {"space": {"tau": ["auto_0"]}}}, "search.space.tau"),
+    ({"search": {"space": {"tau": ["autox"]}}}, "search.space.tau"),
     ({"trial": {"gpus": 1}}, "trial.gpus"),
     ({"fixed": {"batch_size": 0}}, "fixed.batch_size"),
 ])

@@ -1,5 +1,6 @@
 """train_rl.py as a user runs it: TensorBoard tags, one-line errors, interrupt and resume."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 ROOT = Path(__file__).resolve().parents[1]
 CMD = [sys.executable, str(ROOT / "train_rl.py")]
 TAGS = ["rollout/ep_rew_mean", "eval/mean_reward", "train/q_loss", "sampler/critic_loss", "sampler/generator_loss",
-        "sampler/bridge_nll", "sampler/lambda", "train/soft_value", "train/is_ess", "time/fps"]
+        "sampler/bridge_nll", "sampler/lambda", "train/soft_value", "train/is_ess", "train/temperature", "time/fps"]
 FAST = ["--learning-starts", "100", "--batch-size", "32", "--value-particles", "8", "--quiet"]
 
 
@@ -38,11 +39,18 @@ def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
     assert "tensorboard --logdir" in r.stderr
 
 
-def test_short_swimmer_run(tmp_path):
+def test_short_swimmer_run_with_learned_temperature(tmp_path):
     r = subprocess.run(CMD + ["--env", "Swimmer-v4", "--steps", "300", "--eval-every", "300", "--eval-episodes", "1",
-                              "--logdir", str(tmp_path), *FAST], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                              "--tau", "auto_0.5", "--target-entropy", "-3", "--logdir", str(tmp_path), *FAST],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "eval/mean_reward" in events(tmp_path / "Swimmer-v4" / "ugan_0").Tags()["scalars"]
+    run_dir = tmp_path / "Swimmer-v4" / "ugan_0"
+    tags = events(run_dir).Tags()["scalars"]
+    assert {"eval/mean_reward", "train/entropy", "train/temperature"} <= set(tags)
+    temps = [e.value for e in events(run_dir).Scalars("train/temperature")]
+    assert temps and all(0 < t < 0.5 for t in temps)  # a fresh sampler's entropy is far above −3: τ falls
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["temperature"] == "auto_0.5" and config["target_entropy"] == -3
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -56,6 +64,9 @@ def test_short_swimmer_run(tmp_path):
     (["--sampler", "svgd", "--lambda0", "1"], "not svgd"),
     (["--policy-delay", "0"], "--policy-delay must be positive"),
     (["--algo", "td3", "--policy-delay", "2"], "--policy-delay applies to --algo softq only"),
+    (["--tau", "hot"], "--tau must be a positive number, auto or auto_<initial τ>"),
+    (["--sampler", "svgd", "--tau", "auto"], "--tau auto needs a sampler with a density"),
+    (["--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
