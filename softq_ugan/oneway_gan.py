@@ -83,9 +83,13 @@ class OneWayGANConfig:
     """α of α·E[D(x)² + D(y)²] on real and generated points (keeps D from drifting where G has no samples; 0: off)."""
     max_grad_norm: float | None = 10.0
     """Gradient clipping of every update (None: off)."""
+    lr_decay_steps: int | None = None
+    """Decay both learning rates linearly to 0 over this many generator updates (None: constant)."""
 
     def __post_init__(self) -> None:
         require_positive(self, "features", "num_samples", "batch_size", "discriminator_steps")
+        if self.lr_decay_steps is not None and self.lr_decay_steps < 1:
+            raise ValueError(f"OneWayGANConfig: lr_decay_steps must be >= 1 or None, got {self.lr_decay_steps}")
         if self.energy_penalty < 0:
             raise ValueError(f"OneWayGANConfig: energy_penalty must be >= 0, got {self.energy_penalty}")
         if not self.w > 0:
@@ -115,6 +119,11 @@ class OneWayGAN:
             real_batches: callable returning a fresh real batch ``(batch_size, n)``.
         """
         c, stats = self.config, {}
+        if c.lr_decay_steps:  # linear decay to 0, so the last updates settle the oscillating pair
+            frac = max(0.0, 1.0 - self.num_updates / c.lr_decay_steps)
+            for opt, lr in ((self.opt_g, c.lr_generator), (self.opt_d, c.lr_discriminator)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * frac
         for _ in range(c.discriminator_steps):
             real = real_batches()
             y, log_q = self.generator.rsample_and_log_prob(c.num_samples, exact=self.exact)
@@ -187,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-g", type=float, default=5e-4, help="generator learning rate (default 5e-4)")
     p.add_argument("--lr-d", type=float, default=1e-4, help="discriminator learning rate (default 1e-4)")
     p.add_argument("--d-steps", type=int, default=1, help="discriminator updates per generator update")
+    p.add_argument("--lr-decay", action="store_true", help="decay both learning rates linearly to 0 over --steps")
     p.add_argument("--energy-penalty", type=float, default=0.0, help="α of α·E[D²] on real and generated points (default 0)")
     p.add_argument("--logdet", default="auto", help="exact | jvp | auto (exact when the dimension is <= 16)")
     p.add_argument("--eval-samples", type=int, default=2500, help="samples for the final metrics (OW: 2,500)")
@@ -226,6 +236,7 @@ def run(args: argparse.Namespace) -> dict:
         features=dim, latent_features=latent, generator_hidden=(hidden, hidden), discriminator_hidden=(args.hidden, args.hidden),
         w=args.w, num_samples=args.num_samples, batch_size=args.batch_size, discriminator_steps=args.d_steps,
         lr_generator=args.lr_g, lr_discriminator=args.lr_d, energy_penalty=args.energy_penalty,
+        lr_decay_steps=args.steps if args.lr_decay else None,
         exact_logdet={"exact": True, "jvp": False, "auto": None}[args.logdet],
     )
     gan = OneWayGAN(config)

@@ -107,6 +107,23 @@ def test_trainer_covers_several_ring8_modes_quickly():
     assert m["modes_covered"] >= 6, m
 
 
+def test_lr_decay_reaches_zero_and_then_freezes_both_networks():
+    torch.manual_seed(0)
+    gan = OneWayGAN(OneWayGANConfig(features=2, generator_hidden=(8,), discriminator_hidden=(8,), num_samples=16,
+                                    batch_size=16, lr_generator=1e-3, lr_discriminator=2e-3, lr_decay_steps=4))
+    real = lambda: torch.randn(16, 2)  # noqa: E731
+    for t in range(4):
+        gan.update(real)
+        assert gan.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - t / 4))
+        assert gan.opt_d.param_groups[0]["lr"] == pytest.approx(2e-3 * (1 - t / 4))
+    before = [p.clone() for p in (*gan.generator.parameters(), *gan.discriminator.parameters())]
+    gan.update(real)  # past the horizon the rate stays 0
+    after = list((*gan.generator.parameters(), *gan.discriminator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    with pytest.raises(ValueError, match="lr_decay_steps must be >= 1"):
+        OneWayGANConfig(features=2, lr_decay_steps=0)
+
+
 def test_cli_toy_and_images(tmp_path, tmp_path_factory, monkeypatch, capsys):
     monkeypatch.setenv("SOFTQ_UGAN_CACHE", str(tmp_path_factory.getbasetemp() / "softq_cache"))  # one training per session
     main(["--data", "ring8", "--steps", "3", "--hidden", "16", "--eval-samples", "200", "--quiet", "--out", str(tmp_path / "r")])
