@@ -1,6 +1,6 @@
 """One-way-flow GAN on ring8 / grid25: modes and %HQ (issue 5, OW Table 1) and log ζ vs S (OW Fig. 2).
 
-    python benchmarks/oneway.py                         # 2 targets × 5 seeds, 2 jobs
+    python benchmarks/oneway.py                         # 2 targets × 5 seeds × 10,000 updates, 2 jobs
     python benchmarks/oneway.py --targets ring8 --seeds 0 1 --steps 2000
 
 Each run writes benchmarks/results/oneway/<target>_<seed>/metrics.json (and samples.png); a rerun
@@ -107,8 +107,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", default=["ring8", "grid25"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--extra", default="--lr-d 1e-3 --lr-g 5e-4 --d-steps 2", help="more oneway_gan flags")
+    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--extra", default="--lr-d 1e-3 --lr-g 5e-4 --d-steps 2 --w 0.3 --lr-decay",
+                   help="more oneway_gan flags (default: the settings of benchmarks/results/oneway.md)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
