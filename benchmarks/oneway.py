@@ -40,6 +40,11 @@ def run_one(target: str, seed: int, extra: list[str], out: Path) -> dict:
     return run(build_parser().parse_args(argv))
 
 
+def total_seconds(run_dir: Path, targets: list[str]) -> float:
+    """Training seconds summed over every finished run (a rerun that reuses them still states what they cost)."""
+    return sum(json.loads(p.read_text())["seconds"] for t in targets for p in run_dir.glob(f"{t}_*/metrics.json"))
+
+
 def mean(v):
     return sum(v) / len(v)
 
@@ -103,6 +108,26 @@ def figure(run_dir: Path, targets: list[str], path: Path) -> None:
     plt.close(fig)
 
 
+def samples_figure(run_dir: Path, targets: list[str], path: Path) -> None:
+    """Every run's samples over its target's density: one row per target, one panel per seed."""
+    import numpy as np
+
+    from softq_ugan.plots import plot_sample_grid
+    from softq_ugan.targets import make_target
+
+    rows = []
+    for t in targets:
+        target, row = make_target(t), []
+        for f in sorted(run_dir.glob(f"{t}_*/samples.npy"), key=lambda f: int(f.parent.name.rsplit("_", 1)[1])):
+            m = json.loads((f.parent / "metrics.json").read_text())
+            row.append((target, np.load(f), f"{t} seed {f.parent.name.rsplit('_', 1)[1]}: "
+                                            f"{m['modes_covered']} modes, {100 * m['hq_fraction']:.1f}% HQ"))
+        if row:
+            rows.append(row)
+    if rows:
+        plot_sample_grid(rows, path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", nargs="+", default=["ring8", "grid25"])
@@ -134,9 +159,11 @@ def main() -> None:
              f"process, {args.jobs} processes; seeds {args.seeds}; {args.steps} generator updates with flags `{args.extra}`; "
              f"exact 2×2 log|det J| (as OW §3.1); 2,500 samples per run (OW's protocol); HQ = within 3σ of the nearest "
              f"mode, a mode counts if it is the nearest mode of an HQ sample (softq_ugan.metrics.mode_stats). "
-             f"Wall time of this invocation: {time.time() - start:.0f} s.")
+             f"Training time of the runs: {total_seconds(run_dir, args.targets) / 60:.0f} min "
+             f"(this invocation: {time.time() - start:.0f} s).")
     md = report(run_dir, args.targets, setup)
     figure(run_dir, args.targets, RESULTS / "oneway_log_zeta.png")
+    samples_figure(run_dir, args.targets, RESULTS / "oneway_samples.png")
     print(write_report(RESULTS / "oneway.md", md))  # hand-written notes survive a rerun
 
 
