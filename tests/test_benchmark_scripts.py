@@ -69,3 +69,19 @@ def test_vagan_benchmark_tiny_keeps_notes_and_skips_runs_held_elsewhere(tmp_path
     run(*args)
     text = (tmp_path / "r.md").read_text()
     assert "hand-written" in text and (held / "metrics.json").exists() and "error" not in text
+
+
+def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
+    for name, tau, evals in (("a", 1.0, [[10000, 20.0], [20000, 310.0]]), ("b", "auto", [[10000, 5.0]])):
+        run_dir = tmp_path / name / "Swimmer-v4" / "ugan_10"
+        run_dir.mkdir(parents=True)
+        (run_dir / "evals.json").write_text(json.dumps(dict(evals=evals, steps=evals[-1][0], seconds=30.0)))
+        (run_dir / "config.json").write_text(json.dumps(dict(env="Swimmer-v4", seed=10, temperature=tau, device="cpu")))
+    r = run("benchmarks/runs_table.py", str(tmp_path / "a/Swimmer-v4/ugan_10"), str(tmp_path / "b/Swimmer-v4/ugan_10"))
+    lines = r.stdout.splitlines()
+    assert lines[0] == "| run | temperature | steps | 10k | 20k | first ≥ 300 | s / 1k steps |"
+    assert lines[2] == "| a/ugan_10 | 1.0 | 20000 | 20.0 | 310.0 | 20k | 1.5 |"
+    assert lines[3] == "| b/ugan_10 | auto | 10000 | 5.0 |  | never | 3.0 |"
+    assert "Shared settings: env=Swimmer-v4, seed=10" in r.stdout
+    bad = subprocess.run([sys.executable, "benchmarks/runs_table.py", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error:") and "no evals.json" in bad.stderr

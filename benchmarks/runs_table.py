@@ -1,0 +1,65 @@
+"""Markdown table of train_rl.py runs: what each changed from the defaults, its eval returns, its cost.
+
+    python benchmarks/runs_table.py runs/tuning_a/Swimmer-v4/ugan_10 runs/tuning_b/Swimmer-v4/ugan_10
+    python benchmarks/runs_table.py runs/*/Swimmer-v4/* --every 20000
+
+Each argument is a run folder of ``train_rl.py`` (``evals.json`` and ``config.json``). Columns: the
+settings in which the runs differ, the deterministic eval return at each checkpoint (every ``--every``
+steps), the first step with a return >= ``--threshold``, and wall seconds of training per 1,000 env steps
+(machine load included: compare runs that ran side by side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+SKIP = {"device", "steps", "buffer_size"}  # bookkeeping, not settings
+
+
+def load(run: Path) -> dict:
+    if not (run / "evals.json").is_file():
+        raise FileNotFoundError(f"{run}: no evals.json (is it a train_rl.py run folder?)")
+    record = json.loads((run / "evals.json").read_text())
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    return dict(run=run, record=record, config={k: v for k, v in config.items() if k not in SKIP})
+
+
+def table(runs: list[dict], every: int, threshold: float) -> str:
+    keys = sorted({k for r in runs for k in r["config"]})
+    varying = [k for k in keys if len({json.dumps(r["config"].get(k)) for r in runs}) > 1] or ["seed"]
+    last = max(r["record"].get("steps", 0) for r in runs)
+    steps = list(range(every, last + 1, every))
+    head = ["run", *varying, "steps", *[f"{s // 1000}k" for s in steps], f"first ≥ {threshold:g}", "s / 1k steps"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        evals = {int(t): v for t, v in r["record"]["evals"]}
+        first = next((f"{t // 1000}k" for t, v in sorted(evals.items()) if v >= threshold), "never")
+        done = r["record"].get("steps", 0)
+        cost = 1000 * r["record"].get("seconds", 0.0) / max(done, 1)
+        cells = [r["run"].parent.parent.name + "/" + r["run"].name, *[str(r["config"].get(k, "–")) for k in varying],
+                 str(done), *[f"{evals[s]:.1f}" if s in evals else "" for s in steps], first, f"{cost:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    shared = {k: v for k, v in runs[0]["config"].items() if k not in varying}
+    return "\n".join(lines) + "\n\nShared settings: " + ", ".join(f"{k}={v}" for k, v in shared.items()) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="train_rl.py run folders (<logdir>/<env>/<name>_<seed>)")
+    p.add_argument("--every", type=int, default=10_000, help="checkpoint spacing of the columns (default 10000)")
+    p.add_argument("--threshold", type=float, default=300.0, help="return of the 'first ≥' column (default 300)")
+    args = p.parse_args(argv)
+    if args.every <= 0:
+        sys.exit("error: --every must be positive")
+    try:
+        runs = [load(Path(r)) for r in args.runs]
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    print(table(runs, args.every, args.threshold))
+
+
+if __name__ == "__main__":
+    main()
