@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay buffer slots (default min(1000000, --steps): every transition fits, and a checkpoint "
                    "does not pickle a million empty slots; a resumed run keeps its checkpoint's)")
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
+    p.add_argument("--net-arch", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden widths of the Q networks (default 128 128; sac/td3: of actor and critics, zoo's)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) (default uniform)")
     p.add_argument("--policy-delay", type=int, default=None,
@@ -98,6 +100,8 @@ def validate(args: argparse.Namespace) -> None:
                  "policy_delay"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.net_arch is not None and min(args.net_arch) <= 0:
+        fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
     if args.lr is not None and not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
     if args.tau is not None:
@@ -136,10 +140,14 @@ def build_model(args: argparse.Namespace, env, d: dict):
         ("gamma", "gamma"), ("learning_starts", "learning_starts"), ("learning_rate", "lr"),
         ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
     common["buffer_size"] = args.buffer_size or min(1_000_000, args.steps)
+    net_arch = {} if args.net_arch is None else dict(net_arch=list(args.net_arch))
     if args.algo != "softq":  # the zoo's settings, but for what the command line names
+        if net_arch:
+            common["policy_kwargs"] = net_arch
         model = make_sb3(args.algo, env, args.seed, device=args.device, **common)
         return model, dict(gamma=model.gamma, learning_rate=model.learning_rate, batch_size=model.batch_size,
-                           learning_starts=model.learning_starts, tau=model.tau, buffer_size=model.buffer_size)
+                           learning_starts=model.learning_starts, tau=model.tau, buffer_size=model.buffer_size,
+                           **net_arch)
     common.setdefault("gamma", d["gamma"])
     common.setdefault("learning_starts", d["learning_starts"])
     sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}
@@ -149,9 +157,9 @@ def build_model(args: argparse.Namespace, env, d: dict):
                   reward_scale=d["reward_scale"] if args.reward_scale is None else args.reward_scale,
                   value_particles=16 if args.value_particles is None else args.value_particles,
                   proposal=args.proposal or "uniform", policy_delay=args.policy_delay or 1, **common)
-    model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device,
-                  policy_kwargs=dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else None, **config)
-    return model, {**config, **sampler_kwargs}
+    policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch}
+    model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
+    return model, {**config, **sampler_kwargs, **net_arch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--tau", "hot"], "--tau must be a positive number, auto or auto_<initial τ>"),
     (["--sampler", "svgd", "--tau", "auto"], "--tau auto needs a sampler with a density"),
     (["--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
+    (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -124,3 +125,25 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert "at step 300" in r.stderr
     record = json.loads((run_dir / "evals.json").read_text())
     assert [t for t, _ in record["evals"]] == [150, 300, 450] and record["steps"] == 450
+
+
+@pytest.mark.parametrize("algo", ["softq", "sac"])
+def test_net_arch_sets_the_hidden_widths(algo):
+    """--net-arch reaches the Q networks (softq) or SB3's actor and critics (sac), and the run's config."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from train_rl import build_model, build_parser, env_defaults
+
+    from envs import make_env
+
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--algo", algo, "--net-arch", "48", "24", "--steps", "500"])
+    if algo == "softq":
+        args.sampler = "ugan"
+    model, config = build_model(args, make_env("MultiGoal-v0", seed=0), env_defaults("MultiGoal-v0"))
+    assert config["net_arch"] == [48, 24]
+    critic = model.policy.critic
+    widths = [m.out_features for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths[:3] == [48, 24, 1]  # the first Q network: 48 → 24 → Q
+    if algo == "sac":
+        assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
