@@ -162,6 +162,14 @@ def build_model(args: argparse.Namespace, env, d: dict):
     return model, {**config, **sampler_kwargs, **net_arch}
 
 
+def default_model(env_id: str, env, algo: str, seed: int, steps: int):
+    """The model ``train_rl.py --env <env_id> --seed <seed> --steps <steps>`` builds for ``algo`` ("softq-<sampler>",
+    "sac", "td3") with no other flag: benchmarks run exactly the command line's defaults."""
+    flags = ["--sampler", algo.removeprefix("softq-")] if algo.startswith("softq-") else ["--algo", algo]
+    args = build_parser().parse_args(["--env", env_id, "--seed", str(seed), "--steps", str(steps), *flags])
+    return build_model(args, env, env_defaults(env_id))[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)

@@ -41,13 +41,10 @@ def run_multigoal(sampler: str, seed: int, steps: int, episodes: int, path: Path
     import torch
 
     import envs  # noqa: F401  (registers MultiGoal-v0)
-    from agents import SoftQ
-    from train_rl import env_defaults
+    from train_rl import default_model
 
     torch.set_num_threads(1)
-    d = env_defaults("MultiGoal-v0")
-    model = SoftQ("MlpPolicy", "MultiGoal-v0", sampler=sampler, seed=seed, gamma=d["gamma"],
-                  reward_scale=d["reward_scale"], learning_starts=d["learning_starts"])
+    model = default_model("MultiGoal-v0", "MultiGoal-v0", f"softq-{sampler}", seed, steps)
     start = time.perf_counter()
     model.learn(steps)
     seconds = time.perf_counter() - start

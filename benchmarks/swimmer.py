@@ -33,16 +33,10 @@ ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway",
 
 
 def make_model(algo: str, env, seed: int, steps: int):
-    """A fresh run; its replay buffer holds every step (as train_rl.py's default), not a million empty slots."""
-    from agents import SoftQ
-    from agents.baselines import make_sb3
-    from train_rl import env_defaults
+    """A fresh run as ``train_rl.py`` builds it by default; its replay buffer holds every step, not a million slots."""
+    from train_rl import default_model
 
-    if algo.startswith("softq-"):
-        d = env_defaults("Swimmer-v4")
-        return SoftQ("MlpPolicy", env, sampler=algo.removeprefix("softq-"), seed=seed, gamma=d["gamma"],
-                     reward_scale=d["reward_scale"], learning_starts=d["learning_starts"], buffer_size=steps)
-    return make_sb3(algo, env, seed, buffer_size=steps)
+    return default_model("Swimmer-v4", env, algo, seed, steps)
 
 
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
