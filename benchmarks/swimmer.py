@@ -39,6 +39,12 @@ def make_model(algo: str, env, seed: int, steps: int):
     return default_model("Swimmer-v4", env, algo, seed, steps)
 
 
+def settings(model) -> dict:
+    """What a run was trained with, for the report (train_rl.py's defaults change as they are tuned)."""
+    keys = ("gamma", "reward_scale", "temperature", "proposal", "policy_delay", "batch_size", "learning_rate")
+    return {k: getattr(model, k) for k in keys if isinstance(getattr(model, k, None), (int, float, str))}
+
+
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
     """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -62,6 +68,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
         model.load_replay_buffer(buffer)
     else:
         model, log = make_model(algo, env, seed, steps), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
+        log["settings"] = settings(model)
     while model.num_timesteps < steps:
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
         start = time.perf_counter()
@@ -123,6 +130,11 @@ def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, {jobs} processes at a "
         f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         *summary(runs, shown, steps),
+        "Settings of each algorithm's runs (as recorded when they started):\n",
+        *[f"- {a}: " + "; ".join(sorted({", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
+                                         else "not recorded (runs started before settings were)" for log in runs[a]}))
+          for a in shown],
+        "",
         "Median [25%, 75%] over seeds at each checkpoint:\n",
         "| step | " + " | ".join(shown) + " |",
         "|---|" + "---|" * len(shown),

@@ -66,7 +66,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--algo", "td3", "--policy-delay", "2"], "--policy-delay applies to --algo softq only"),
     (["--tau", "hot"], "--tau must be a positive number, auto or auto_<initial τ>"),
     (["--sampler", "svgd", "--tau", "auto"], "--tau auto needs a sampler with a density"),
-    (["--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
+    (["--tau", "1", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
+    (["--env", "MultiGoal-v0", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
+    (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
@@ -147,3 +149,18 @@ def test_net_arch_sets_the_hidden_widths(algo):
     assert widths[:3] == [48, 24, 1]  # the first Q network: 48 → 24 → Q
     if algo == "sac":
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
+
+
+def test_swimmer_defaults_are_the_tuned_settings_but_for_svgd():
+    """Swimmer's tuned τ/proposal/delay apply to samplers with a density; svgd and other envs keep SQL's."""
+    sys.path.insert(0, str(ROOT))
+    from train_rl import softq_defaults
+
+    tuned = dict(tau="auto", proposal="bridge", policy_delay=2)
+    sql = dict(tau="1.0", proposal="uniform", policy_delay=1)
+    for sampler in ("ugan", "ugan-nocritic", "ugan-oneway", "maf"):
+        assert softq_defaults("Swimmer-v4", sampler) == tuned
+        assert softq_defaults("Swimmer-v5", sampler) == tuned
+        assert softq_defaults("MultiGoal-v0", sampler) == sql
+    assert softq_defaults("Swimmer-v4", "svgd") == sql
+    assert softq_defaults("Pendulum-v1", "ugan") == sql
