@@ -130,7 +130,7 @@ def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, {jobs} processes at a "
         f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         *summary(runs, shown, steps),
-        "Settings of each algorithm's runs (as recorded when they started):\n",
+        "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",
         *[f"- {a}: " + "; ".join(sorted({", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
                                          else "not recorded (runs started before settings were)" for log in runs[a]}))
           for a in shown],
