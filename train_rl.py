@@ -216,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     label = f"softq-{args.sampler}" if args.algo == "softq" else args.algo
     run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     env = Monitor(env)
     cls = SoftQ if args.algo == "softq" else sb3_class(args.algo)
@@ -228,8 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed from {args.resume} at step {model.num_timesteps}", file=sys.stderr)
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     else:
-        model, config = build_model(args, env, env_defaults(args.env))
+        try:  # combinations only the agent can judge (e.g. --proposal bridge with a sampler that has no bridge)
+            model, config = build_model(args, env, env_defaults(args.env))
+        except ValueError as e:
+            fail(str(e))
         config = dict(env=args.env, algo=args.algo, steps=args.steps, seed=args.seed, device=args.device, **config)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     model.set_logger(logger)
     for fmt in logger.output_formats:

@@ -70,12 +70,15 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--env", "MultiGoal-v0", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
+    (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
+    (["--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.strip().splitlines() if "DeprecationWarning" not in line and "deprecation(" not in line]
     assert len(lines) == 1 and expected in lines[0], r.stderr
+    assert not any(tmp_path.iterdir())  # no run folder left behind
 
 
 def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
