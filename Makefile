@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q tests
+	# two workers, one thread each (tests/conftest.py puts the slow tests first)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal tests
 
 train: $(STAMP)
 	# a short Swimmer-v4 run (a few minutes on 2 cores); the full default is 200k steps

@@ -20,3 +20,9 @@ def interactive_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run tests marked ``slow`` first, so that under ``pytest -n 2`` (``make test``) the longest test
+    starts at once on one worker while the other worker takes the rest, instead of starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
