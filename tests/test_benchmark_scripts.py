@@ -41,7 +41,7 @@ def test_samplers_benchmark_tiny(tmp_path):
 
 
 def test_soft_value_benchmark_tiny(tmp_path):
-    run("train_rl.py", "--env", "MultiGoal-v0", "--steps", "300", "--learning-starts", "100", "--batch-size", "32",
+    run("train_rl.py", "--env", "MultiGoal-v0", "--sampler", "ugan", "--steps", "300", "--learning-starts", "100", "--batch-size", "32",
         "--eval-every", "300", "--eval-episodes", "1", "--logdir", str(tmp_path), "--quiet")
     ckpt = tmp_path / "MultiGoal-v0" / "ugan_0" / "checkpoints" / "last.zip"
     out = tmp_path / "soft_value.md"

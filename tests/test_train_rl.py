@@ -25,8 +25,8 @@ def events(run_dir: Path) -> EventAccumulator:
 
 
 def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
-    r = subprocess.run(CMD + ["--env", "MultiGoal-v0", "--steps", "400", "--eval-every", "200", "--logdir",
-                              str(tmp_path), *FAST], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    r = subprocess.run(CMD + ["--env", "MultiGoal-v0", "--sampler", "ugan", "--steps", "400", "--eval-every", "200",
+                              "--logdir", str(tmp_path), *FAST], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     run_dir = tmp_path / "MultiGoal-v0" / "ugan_0"
     acc = events(run_dir)
@@ -44,13 +44,14 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
                               "--tau", "auto_0.5", "--target-entropy", "-3", "--logdir", str(tmp_path), *FAST],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    run_dir = tmp_path / "Swimmer-v4" / "ugan_0"
+    run_dir = tmp_path / "Swimmer-v4" / "maf_0"  # the default sampler
     tags = events(run_dir).Tags()["scalars"]
     assert {"eval/mean_reward", "train/entropy", "train/temperature"} <= set(tags)
     temps = [e.value for e in events(run_dir).Scalars("train/temperature")]
     assert temps and all(0 < t < 0.5 for t in temps)  # a fresh sampler's entropy is far above −3: τ falls
     config = json.loads((run_dir / "config.json").read_text())
     assert config["temperature"] == "auto_0.5" and config["target_entropy"] == -3
+    assert config["sampler"] == "maf"  # train_rl's default (issue 8)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -71,7 +72,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
-    (["--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
+    (["--sampler", "ugan", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -85,7 +86,7 @@ def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
     args = ["--env", "MultiGoal-v0", "--eval-every", "100000", "--logdir", str(tmp_path), *FAST]
     p = subprocess.Popen(CMD + ["--steps", "100000", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, cwd=ROOT, preexec_fn=interactive_sigint)
-    run_dir = tmp_path / "MultiGoal-v0" / "ugan_0"
+    run_dir = tmp_path / "MultiGoal-v0" / "maf_0"  # the default sampler
     deadline = time.time() + 240
     while not (run_dir / "progress.csv").exists() and time.time() < deadline:
         time.sleep(0.5)
