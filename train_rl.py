@@ -186,6 +186,7 @@ def default_model(env_id: str, env, algo: str, seed: int, steps: int):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    sampler_given = args.sampler is not None
     if args.algo == "softq" and args.sampler is None:
         args.sampler = DEFAULT_SAMPLER
     import numpy as np
@@ -208,15 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     from agents.callbacks import ActionDensityCallback, EvalRecorder
     from agents.softq import SoftQ
 
+    env = Monitor(env)
+    cls = SoftQ if args.algo == "softq" else sb3_class(args.algo)
+    if args.resume:
+        try:
+            model = cls.load(args.resume, env=env, device=args.device)
+        except Exception as e:  # another algorithm's checkpoint, a truncated file, another env's spaces
+            fail(f"cannot resume {args.algo} from {args.resume}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        if args.algo == "softq":  # the checkpoint's sampler names the run folder, whatever the default
+            if sampler_given and args.sampler != model.sampler:
+                fail(f"{args.resume} was trained with --sampler {model.sampler}, not {args.sampler}")
+            args.sampler = model.sampler
     name = args.sampler if args.algo == "softq" else args.algo
     label = f"softq-{args.sampler}" if args.algo == "softq" else args.algo
     run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"
     ckpt_dir = run_dir / "checkpoints"
-
-    env = Monitor(env)
-    cls = SoftQ if args.algo == "softq" else sb3_class(args.algo)
     if args.resume:
-        model = cls.load(args.resume, env=env, device=args.device)
         buffer = Path(str(args.resume).removesuffix(".zip") + "_replay_buffer.pkl")
         if buffer.is_file():
             model.load_replay_buffer(buffer)

@@ -37,6 +37,19 @@ def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
     assert (run_dir / "checkpoints" / "last.zip").exists()
     assert (run_dir / "checkpoints" / "last_replay_buffer.pkl").exists()
     assert "tensorboard --logdir" in r.stderr
+    # resuming without --sampler continues the checkpoint's sampler (ugan), not the default (maf), in its folder
+    last = str(run_dir / "checkpoints" / "last.zip")
+    common = ["--env", "MultiGoal-v0", "--eval-every", "200", "--logdir", str(tmp_path), *FAST]
+    r = subprocess.run(CMD + ["--steps", "600", "--resume", last, *common], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert [t for t, _ in json.loads((run_dir / "evals.json").read_text())["evals"]] == [200, 400, 600]
+    assert sorted(p.name for p in (tmp_path / "MultiGoal-v0").iterdir()) == ["ugan_0"]
+    for args, expected in (([*common, "--sampler", "maf"], "was trained with --sampler ugan, not maf"),
+                           (["--env", "MultiGoal-v0", "--algo", "sac", "--logdir", str(tmp_path)], "cannot resume sac from")):
+        r = subprocess.run(CMD + ["--steps", "800", "--resume", last, *args], capture_output=True, text=True, timeout=300,
+                           cwd=ROOT)
+        lines = [line for line in r.stderr.strip().splitlines() if "eprecation" not in line]
+        assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
 
 
 def test_short_swimmer_run_with_learned_temperature(tmp_path):
