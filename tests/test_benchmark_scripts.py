@@ -33,11 +33,18 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
 
 
 def test_samplers_benchmark_tiny(tmp_path):
+    for seed, evals in ((0, [[10_000, 5.0], [20_000, 200.0]]), (1, [[10_000, 10.0]])):  # one finished, one resumable
+        log = dict(algo="softq-maf", seed=seed, steps=evals[-1][0], seconds=evals[-1][0] / 50, evals=evals)
+        (tmp_path / "swimmer" / f"softq-maf_{seed}").mkdir(parents=True)
+        (tmp_path / "swimmer" / f"softq-maf_{seed}" / "evals.json").write_text(json.dumps(log))
     run("benchmarks/samplers.py", "--samplers", "maf", "--seeds", "0", "--steps", "1100", "--episodes", "5",
-        "--jobs", "1", "--results", str(tmp_path))
+        "--jobs", "1", "--swimmer-steps", "20000", "--results", str(tmp_path))
     result = json.loads((tmp_path / "samplers" / "multigoal_maf_0.json").read_text())
     assert result["episodes"] == 5 and sum(result["goal_counts"]) <= 5
-    assert "maf" in (tmp_path / "samplers.md").read_text()
+    text = (tmp_path / "samplers.md").read_text()
+    assert "| maf | " in text.split("## Swimmer")[0]  # the MultiGoal row
+    # Swimmer: only the run at the budget enters the median; the short one is shown with its step
+    assert "| maf | 1 / 2 | s0: 200.0, s1: 10.0 (@10k) | 200.0 [200.0, 200.0] (n=1) | 105.0 [57.5, 152.5] (n=2) | 20.0" in text, text
 
 
 def test_soft_value_benchmark_tiny(tmp_path):
