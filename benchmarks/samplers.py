@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
+from swimmer import cost as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
 
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
@@ -94,7 +95,7 @@ def report(samplers: list[str], command: str, swimmer_steps: int = 150_000) -> s
     lines += ["", f"## Swimmer-v4 (from `benchmarks/swimmer.py` runs, deterministic eval return at {swimmer_steps:,} steps)\n",
               "A run still short of the budget shows its last eval as `value (@steps)` and is left out of the median.\n",
               "| sampler | runs at the budget / all | return per seed | median at the budget [IQR] "
-              "| best eval return | wall s per 1,000 env steps |",
+              "| best eval return | wall s per 1,000 env steps (median) |",
               "|---|---|---|---|---|---|"]
     for s in samplers:
         logs = [json.loads(f.read_text()) for f in sorted((RESULTS / "swimmer").glob(f"softq-{s}_*/evals.json"))]
@@ -108,7 +109,7 @@ def report(samplers: list[str], command: str, swimmer_steps: int = 150_000) -> s
         lines.append(f"| {s} | {len(done)} / {len(logs)} | {per_seed} "
                      f"| {_median_iqr([log['evals'][-1][1] for log in done]) if done else '–'} "
                      f"| {_median_iqr([max(v for _, v in log['evals']) for log in logs])} "
-                     f"| {_median_iqr([1000 * log['seconds'] / log['steps'] for log in logs])} |")
+                     f"| {swimmer_cost(logs, swimmer_steps)} |")
     return "\n".join(lines) + "\n"
 
 

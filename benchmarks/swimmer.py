@@ -102,10 +102,18 @@ def per_1k(log: dict) -> float:
     return 1000 * log["seconds"] / max(log.get("steps", 1), 1)
 
 
+def cost(logs: list[dict], steps: int) -> str:
+    """Median wall seconds per 1,000 env steps over the runs that reached ``steps``; a run still short of it (its
+    share of cheap warm-up steps is larger) counts only while none has, and the cell then says ``(partial)``."""
+    done = [log for log in logs if log.get("steps", 0) >= steps]
+    return f"{statistics.median(per_1k(log) for log in done or logs):.1f}" + ("" if done else " (partial)")
+
+
 def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
     """Per algorithm: runs finished, return at ``steps``, first eval ≥ 300 and wall cost, with the ratio to SAC's."""
-    sac = [per_1k(log) for log in runs.get("sac", [])]
-    lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over all runs):\n",
+    sac = cost(runs["sac"], steps) if runs.get("sac") else None
+    lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
+             "runs that reached it, or over all runs while none has, marked partial):\n",
              "| algorithm | runs at the end / all | return at the end | first eval ≥ 300, per seed | wall s / 1k steps | × SAC |",
              "|---|---|---|---|---|---|"]
     for a in shown:
@@ -113,9 +121,9 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
         final = [v for log in done for t, v in log["evals"] if t == steps]
         first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= 300), 'never')}"
                           for log in done) or "–"
-        cost = statistics.median(per_1k(log) for log in runs[a])
-        ratio = f"{cost / statistics.median(sac):.2f}" if sac else "–"
-        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} | {cost:.1f} | {ratio} |")
+        c = cost(runs[a], steps)
+        ratio = f"{float(c) / float(sac):.2f}" if sac and "partial" not in c + sac else "–"
+        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} | {c} | {ratio} |")
     return lines + [""]
 
 

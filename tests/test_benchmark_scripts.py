@@ -32,6 +32,17 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     assert "0 runs to do" in again.stdout
 
 
+def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
+    """A run stopped during its cheap warm-up would drag the median cost down; it counts only while none finished."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from swimmer import cost
+
+    warm_up = dict(steps=10_000, seconds=2.0)  # 0.2 s per 1k steps: no gradient steps yet
+    finished = [dict(steps=150_000, seconds=3600.0), dict(steps=150_000, seconds=3000.0)]  # 24.0 and 20.0
+    assert cost([warm_up, *finished], 150_000) == "22.0"
+    assert cost([warm_up], 150_000) == "0.2 (partial)"
+
+
 def test_samplers_benchmark_tiny(tmp_path):
     for seed, evals in ((0, [[10_000, 5.0], [20_000, 200.0]]), (1, [[10_000, 10.0]])):  # one finished, one resumable
         log = dict(algo="softq-maf", seed=seed, steps=evals[-1][0], seconds=evals[-1][0] / 50, evals=evals)
