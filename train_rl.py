@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
     sampler_given = args.sampler is not None
-    if args.algo == "softq" and args.sampler is None:
+    if args.algo == "softq" and not sampler_given:
         args.sampler = DEFAULT_SAMPLER
     import numpy as np
     import torch

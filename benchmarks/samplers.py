@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
-from swimmer import cost as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
+from swimmer import cost_cell as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
 
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")

@@ -102,16 +102,22 @@ def per_1k(log: dict) -> float:
     return 1000 * log["seconds"] / max(log.get("steps", 1), 1)
 
 
-def cost(logs: list[dict], steps: int) -> str:
-    """Median wall seconds per 1,000 env steps over the runs that reached ``steps``; a run still short of it (its
-    share of cheap warm-up steps is larger) counts only while none has, and the cell then says ``(partial)``."""
+def cost(logs: list[dict], steps: int) -> tuple[float, bool]:
+    """Median wall seconds per 1,000 env steps over the runs that reached ``steps``, and whether none had: a run still
+    short of it (its share of cheap warm-up steps is larger) counts only while none has."""
     done = [log for log in logs if log.get("steps", 0) >= steps]
-    return f"{statistics.median(per_1k(log) for log in done or logs):.1f}" + ("" if done else " (partial)")
+    return statistics.median(per_1k(log) for log in done or logs), not done
+
+
+def cost_cell(logs: list[dict], steps: int) -> str:
+    """``cost`` as a table cell: ``22.0``, or ``0.2 (partial)`` while no run reached ``steps``."""
+    value, partial = cost(logs, steps)
+    return f"{value:.1f}" + (" (partial)" if partial else "")
 
 
 def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
     """Per algorithm: runs finished, return at ``steps``, first eval ≥ 300 and wall cost, with the ratio to SAC's."""
-    sac = cost(runs["sac"], steps) if runs.get("sac") else None
+    sac, sac_partial = cost(runs["sac"], steps) if runs.get("sac") else (None, True)
     lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
              "runs that reached it, or over all runs while none has, marked partial):\n",
              "| algorithm | runs at the end / all | return at the end | first eval ≥ 300, per seed | wall s / 1k steps | × SAC |",
@@ -121,9 +127,10 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
         final = [v for log in done for t, v in log["evals"] if t == steps]
         first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= 300), 'never')}"
                           for log in done) or "–"
-        c = cost(runs[a], steps)
-        ratio = f"{float(c) / float(sac):.2f}" if sac and "partial" not in c + sac else "–"
-        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} | {c} | {ratio} |")
+        value, partial = cost(runs[a], steps)
+        ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
+        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} "
+                     f"| {cost_cell(runs[a], steps)} | {ratio} |")
     return lines + [""]
 
 

@@ -35,12 +35,12 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
 def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
     """A run stopped during its cheap warm-up would drag the median cost down; it counts only while none finished."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from swimmer import cost
+    from swimmer import cost_cell
 
     warm_up = dict(steps=10_000, seconds=2.0)  # 0.2 s per 1k steps: no gradient steps yet
     finished = [dict(steps=150_000, seconds=3600.0), dict(steps=150_000, seconds=3000.0)]  # 24.0 and 20.0
-    assert cost([warm_up, *finished], 150_000) == "22.0"
-    assert cost([warm_up], 150_000) == "0.2 (partial)"
+    assert cost_cell([warm_up, *finished], 150_000) == "22.0"
+    assert cost_cell([warm_up], 150_000) == "0.2 (partial)"
 
 
 def test_samplers_benchmark_tiny(tmp_path):
