@@ -41,7 +41,7 @@ def env_defaults(env_id: str) -> dict:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay")
+              "policy_delay", "sampler_particles")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="update the sampler after every N-th Q update (TD3's delay; default 1)")
     p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma)")
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
+    p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
+                   help="samples per state in each U-GAN/MAF sampler update (default 8)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -108,7 +110,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
-                 "policy_delay"):
+                 "policy_delay", "sampler_particles"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.net_arch is not None and min(args.net_arch) <= 0:
@@ -135,6 +137,8 @@ def validate(args: argparse.Namespace) -> None:
         fail(f"unknown schedule '{args.schedule}'; choose one of: {', '.join(SCHEDULES)}")
     if (args.schedule is not None or args.lambda0 is not None) and args.sampler == "svgd":
         fail("--schedule and --lambda0 apply to the U-GAN and MAF samplers, not svgd")
+    if args.sampler_particles is not None and args.sampler == "svgd":
+        fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
 
@@ -163,6 +167,8 @@ def build_model(args: argparse.Namespace, env, d: dict):
     common.setdefault("gamma", d["gamma"])
     common.setdefault("learning_starts", d["learning_starts"])
     sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}
+    if args.sampler_particles is not None:
+        sampler_kwargs["batch_size"] = args.sampler_particles  # the U-GAN/MAF configs' samples per context
     tau = args.tau or SOFTQ_BASE["tau"]
     config = dict(sampler=args.sampler, temperature=tau if tau.startswith("auto") else float(tau),
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
@@ -172,7 +178,10 @@ def build_model(args: argparse.Namespace, env, d: dict):
                   **common)
     policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
-    return model, {**config, **sampler_kwargs, **net_arch}
+    recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch}
+    if args.sampler_particles is not None:  # not under "batch_size", which is the minibatch of the Q updates
+        recorded["sampler_particles"] = args.sampler_particles
+    return model, recorded
 
 
 def default_model(env_id: str, env, algo: str, seed: int, steps: int):

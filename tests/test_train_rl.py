@@ -77,6 +77,8 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--schedule", "cosine"], "unknown schedule 'cosine'"),
     (["--sampler", "svgd", "--lambda0", "1"], "not svgd"),
     (["--policy-delay", "0"], "--policy-delay must be positive"),
+    (["--sampler-particles", "0"], "--sampler-particles must be positive"),
+    (["--sampler", "svgd", "--sampler-particles", "4"], "--sampler-particles applies to the U-GAN and MAF samplers"),
     (["--algo", "td3", "--policy-delay", "2"], "--policy-delay applies to --algo softq only"),
     (["--tau", "hot"], "--tau must be a positive number, auto or auto_<initial τ>"),
     (["--sampler", "svgd", "--tau", "auto"], "--tau auto needs a sampler with a density"),
