@@ -28,7 +28,7 @@ from stable_baselines3.common.utils import polyak_update
 
 from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.metrics import ess
-from softq_ugan.soft_value import soft_value, tanh_log_proposal, uniform_log_proposal
+from softq_ugan.soft_value import soft_value, tanh_log_det, tanh_log_proposal, uniform_log_proposal
 
 PROPOSALS = ("uniform", "bridge", "generator")
 
@@ -201,16 +201,36 @@ class SoftQ(OffPolicyAlgorithm):
         y, log_nu = flow.rsample_and_log_prob(num_samples, p.context(obs))
         return tanh_log_proposal(log_nu, y.clamp(-10.0, 10.0))
 
-    def _update_temperature(self, obs: torch.Tensor) -> dict[str, float]:
-        """One Adam step on log τ: min −log τ·(log π + H̄), as SAC's entropy coefficient (Haarnoja et al. 2018b)."""
-        with torch.no_grad():
-            log_pi = self.policy_log_prob(obs)
-        loss = -(self.log_temperature * (log_pi + self.target_entropy)).mean()
+    def _update_temperature(self, obs: torch.Tensor, mean_log_pi: float | None = None) -> dict[str, float]:
+        """One Adam step on log τ: min −log τ·(E log π + H̄), as SAC's entropy coefficient (Haarnoja et al. 2018b).
+
+        ``mean_log_pi``: E log π(a|s) already measured on this step's sampler update (as SAC reuses its actor
+        step's log π); None draws one fresh action per state of ``obs``."""
+        if mean_log_pi is None:
+            with torch.no_grad():
+                mean_log_pi = self.policy_log_prob(obs).mean().item()
+        loss = -self.log_temperature * (mean_log_pi + self.target_entropy)
         self.temperature_optimizer.zero_grad()
-        loss.backward()
+        loss.sum().backward()
         self.temperature_optimizer.step()
         self.policy.temperature = self.log_temperature.exp().item()
-        return {"train/entropy": -log_pi.mean().item()}
+        return {"train/entropy": -mean_log_pi}
+
+    def _update_sampler(self, obs: torch.Tensor) -> tuple[dict[str, float], float | None]:
+        """One sampler step toward exp(Q(s,·)/τ) on the states ``obs``; returns its stats and, for a sampler with its
+        own density, E log π(a|s) at the step's samples (for the temperature), else None."""
+        target, log_det = self.policy.boltzmann_log_prob(obs), []
+
+        def recorded_target(y: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+            log_det.append(tanh_log_det(y.detach()).mean().item())  # log|da/dy| at the step's samples
+            return target(y, context)
+
+        stats = self.sampler_trainer.update(recorded_target, self.policy.context(obs))
+        if self.policy.generator_density and "entropy" in stats and len(log_det) == 1:
+            # the step's samples carry their own y-space log-density (stats["entropy"] = −E log ρ(y)):
+            # E log π(a) = E log ρ(y) − E log|da/dy|, as SAC reuses its actor step's log π
+            return stats, -stats["entropy"] - log_det[0]
+        return stats, None
 
     # -- one call of SB3's training loop ----------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -239,12 +259,12 @@ class SoftQ(OffPolicyAlgorithm):
             self.critic.optimizer.step()
 
             stats: dict[str, float] = {}
+            mean_log_pi = None
             if (self._n_updates + i + 1) % self.policy_delay == 0:
-                obs = data.observations[: self.sampler_batch_size]
                 trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
-                stats = trainer.update(self.policy.boltzmann_log_prob(obs), self.policy.context(obs))
+                stats, mean_log_pi = self._update_sampler(data.observations[: self.sampler_batch_size])
             if self.log_temperature is not None:
-                stats_t = self._update_temperature(data.observations)
+                stats_t = self._update_temperature(data.observations, mean_log_pi)
                 for key, value in stats_t.items():
                     logs.setdefault(key, []).append(value)
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)

@@ -108,13 +108,15 @@ def test_policy_delay_updates_the_sampler_every_nth_q_update(delay):
         SoftQ("MlpPolicy", "Pendulum-v1", policy_delay=0)
 
 
+@pytest.mark.parametrize("sampler", ["ugan", "maf", "ugan-oneway"])  # bridge draws; the update's own log-densities
 @pytest.mark.parametrize("target, direction", [(-5.0, -1), (5.0, +1)])
-def test_learned_temperature_moves_toward_the_target_entropy(target, direction):
+def test_learned_temperature_moves_toward_the_target_entropy(target, direction, sampler):
     """SAC's rule: τ falls while the policy's entropy exceeds the target and rises while it falls short.
 
     Pendulum's 1-D actions lie in (-1, 1), whose entropy is at most log 2: the target 5 is always above it,
     −5 far below a fresh sampler's."""
-    model = SoftQ("MlpPolicy", "Pendulum-v1", temperature="auto_0.5", target_entropy=target, seed=0, **SMALL)
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler=sampler, temperature="auto_0.5", target_entropy=target, seed=0,
+                  **SMALL)
     model.learn(150)
     logged = model.logger.name_to_value
     assert model.log_temperature is not None and np.isfinite(logged["train/entropy"])
@@ -122,6 +124,24 @@ def test_learned_temperature_moves_toward_the_target_entropy(target, direction):
     tau = model.log_temperature.exp().item()
     assert np.sign(tau - 0.5) == direction and model.policy.temperature == pytest.approx(tau)
     assert abs(np.log(tau / 0.5)) > 0.01  # 100 Adam steps of lr 3e-4 move log τ by ~0.03
+
+
+@pytest.mark.parametrize("sampler", ["maf", "ugan-oneway"])
+def test_sampler_update_reports_the_policy_log_density_of_its_samples(sampler):
+    """A sampler with its own density gives E log π(a|s) from its update's samples (the temperature reuses it, as
+    SAC reuses its actor step's log π): it matches a fresh Monte Carlo estimate in action space."""
+    model = SoftQ("MlpPolicy", "Swimmer-v4", sampler=sampler, temperature="auto", seed=0,
+                  policy_kwargs=dict(net_arch=[32, 32], sampler_kwargs=dict(batch_size=512)))
+    torch.manual_seed(0)
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(8)]))
+    with torch.no_grad():
+        fresh = model.policy_log_prob(obs, num_samples=4096).mean().item()
+        spread = model.policy_log_prob(obs, num_samples=512).std().item()
+    _, reused = model._update_sampler(obs)
+    assert reused is not None and abs(reused - fresh) < 4 * spread / np.sqrt(8 * 512)
+    # the U-GAN's MLP generator has no density: the temperature draws from its bridge instead
+    assert SoftQ("MlpPolicy", "Swimmer-v4", sampler="ugan", temperature="auto", seed=0,
+                 policy_kwargs=dict(net_arch=[32, 32]))._update_sampler(obs)[1] is None
 
 
 def test_learned_temperature_survives_save_load(tmp_path):
