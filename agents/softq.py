@@ -209,6 +209,9 @@ class SoftQ(OffPolicyAlgorithm):
         if mean_log_pi is None:
             with torch.no_grad():
                 mean_log_pi = self.policy_log_prob(obs).mean().item()
+        if not np.isfinite(mean_log_pi):  # e.g. a one-way generator whose Jacobian went singular (a fold)
+            raise FloatingPointError(f"the policy's log-density is {mean_log_pi} at update {self._n_updates}: the "
+                                     f"learned τ cannot use it (a one-way generator can fold; the ugan sampler's MAF bridge cannot)")
         loss = -self.log_temperature * (mean_log_pi + self.target_entropy)
         self.temperature_optimizer.zero_grad()
         loss.sum().backward()

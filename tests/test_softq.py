@@ -144,6 +144,15 @@ def test_sampler_update_reports_the_policy_log_density_of_its_samples(sampler):
                  policy_kwargs=dict(net_arch=[32, 32]))._update_sampler(obs)[1] is None
 
 
+def test_learned_temperature_stops_on_an_infinite_log_density():
+    """A folded one-way generator has log|det J| = −inf somewhere: the temperature step names it, not a NaN later."""
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan-oneway", temperature="auto", seed=0, **SMALL)
+    obs = torch.zeros(4, 3)
+    with pytest.raises(FloatingPointError, match="log-density is inf"):
+        model._update_temperature(obs, mean_log_pi=float("inf"))
+    assert np.isfinite(model.log_temperature.item())
+
+
 def test_learned_temperature_survives_save_load(tmp_path):
     model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto", seed=0, **SMALL)
     model.learn(100)
