@@ -56,6 +56,27 @@ def test_sampling_inverts_density_evaluation():
     assert maf(ctx).log_prob(x).shape == (5, 7)
 
 
+@pytest.mark.parametrize("context_features", [0, 4])
+def test_own_passes_match_nflows_transform(context_features):
+    """ConditionalMAF computes its passes itself (no per-module dispatch, context layer once per context): they
+    must give nflows' transform's values, for trained-looking (perturbed) weights and d = 3."""
+    torch.manual_seed(4)
+    maf = ConditionalMAF(3, context_features, num_blocks=3, hidden_features=16).double()
+    with torch.no_grad():
+        for p in maf.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    ctx = torch.randn(5, context_features, dtype=torch.float64) if context_features else None
+    rows = None if ctx is None else ctx.repeat_interleave(7, 0)
+    x = torch.randn(5, 7, 3, dtype=torch.float64)
+    z_ref, ld_ref = maf.flow._transform(x.reshape(-1, 3), context=rows)
+    assert torch.allclose(maf.log_prob(x, ctx), maf.flow.log_prob(x.reshape(-1, 3), context=rows).reshape(5, 7))
+    z, ld = maf._forward(x.reshape(-1, 3), ctx, repeats=7)
+    assert torch.allclose(z, z_ref) and torch.allclose(ld, ld_ref)
+    x_ref, ild_ref = maf.flow._transform.inverse(z_ref, context=rows)
+    x_back, ild = maf._inverse(z_ref, ctx, repeats=7)
+    assert torch.allclose(x_back, x_ref) and torch.allclose(ild, ild_ref) and torch.allclose(x_back, x.reshape(-1, 3))
+
+
 def test_rsample_has_gradients_and_blocks_are_distinct():
     maf = ConditionalMAF(2, 0, num_blocks=4, hidden_features=8)
     made = [m for m in maf.flow._transform._transforms if hasattr(m, "autoregressive_net")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from nflows.distributions.normal import StandardNormal
 from nflows.flows.base import Flow
 from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
@@ -62,6 +63,62 @@ class ConditionalMAF(nn.Module):
             layers.append(ReversePermutation(features))
         self.flow = Flow(CompositeTransform(layers), StandardNormal([features]))
 
+    # -- the flow's passes, without nflows' per-module dispatch -----------------------------------
+    # nflows holds the parameters (so state dicts are nflows'); these passes compute what its MADE blocks compute
+    # (masked linear layers, ReLU, scale = softplus(·) + 1e-3) with each masked weight formed once per call and
+    # each context layer run once per context row, not once per sample: sampling costs `features` MADE passes per
+    # block, and this is most of a SoftQ update's time (benchmarks/results/profile_softq.md).
+    def _blocks(self, context: Tensor | None, repeats: int):
+        """Per affine block: its masked (weight, bias) pairs, the context term (per sample row) and its ε."""
+        out = []
+        for transform in self.flow._transform._transforms:
+            if not hasattr(transform, "autoregressive_net"):
+                continue
+            made = transform.autoregressive_net
+            layers = [made.initial_layer, *(block.linear for block in made.blocks), made.final_layer]
+            weights = [(layer.weight * layer.mask, layer.bias) for layer in layers]
+            ctx = None
+            if context is not None:
+                ctx = F.relu(made.context_layer(context))
+                ctx = ctx.repeat_interleave(repeats, dim=0) if repeats > 1 else ctx
+            out.append((weights, ctx, transform._epsilon))
+        return out
+
+    def _made(self, x: Tensor, weights, ctx: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
+        """One MADE pass: the (scale, shift) of every feature given x (autoregressive in x)."""
+        h = F.linear(x, *weights[0])
+        h = F.relu(h + ctx if ctx is not None else h)
+        for w, b in weights[1:-1]:
+            h = F.relu(F.linear(h, w, b))
+        params = F.linear(h, *weights[-1]).view(-1, self.features, 2)
+        return F.softplus(params[..., 0]) + eps, params[..., 1]
+
+    def _forward(self, x: Tensor, context: Tensor | None, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        """z = f(x) and log|det ∂z/∂x| for rows ``x (N, d)``; ``context (N / repeats, c)``, each row ``repeats`` times."""
+        logdet = x.new_zeros(x.shape[0])
+        for weights, ctx, eps in self._blocks(context, repeats):
+            scale, shift = self._made(x, weights, ctx, eps)
+            x = (scale * x + shift).flip(-1)  # the affine block, then the order-reversing permutation
+            logdet = logdet + torch.log(scale).sum(-1)
+        return x, logdet
+
+    def _inverse(self, z: Tensor, context: Tensor | None, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        """x = f⁻¹(z) and log|det ∂x/∂z|: per block (last first), ``features`` sequential MADE passes."""
+        logdet = z.new_zeros(z.shape[0])
+        for weights, ctx, eps in reversed(self._blocks(context, repeats)):
+            z = z.flip(-1)  # undo the permutation
+            x = torch.zeros_like(z)
+            for _ in range(self.features):  # pass i fixes feature i (MADE's autoregressive order)
+                scale, shift = self._made(x, weights, ctx, eps)
+                x = (z - shift) / scale
+            z, logdet = x, logdet - torch.log(scale).sum(-1)
+        return z, logdet
+
+    def _log_prob_rows(self, x: Tensor, context: Tensor | None, repeats: int = 1) -> Tensor:
+        z, logdet = self._forward(x, context, repeats)
+        # log ν(x) = log N(f(x)) + log|det ∂f/∂x| (VA eq. 11)
+        return -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) + logdet
+
     # -- input handling -------------------------------------------------------------------------
     def _check(self, x: Tensor | None, context: Tensor | None) -> None:
         if x is not None and (x.ndim not in (2, 3) or x.shape[-1] != self.features):
@@ -89,13 +146,11 @@ class ConditionalMAF(nn.Module):
                 raise ValueError(
                     f"ConditionalMAF: x has {x.shape[0]} rows but context has {context.shape[0]}"
                 )
-            return self.flow.log_prob(x, context=context)
+            return self._log_prob_rows(x.to(next(self.parameters()).dtype), context)
         B, K, d = x.shape
-        if context is not None:
-            if context.shape[0] != B:
-                raise ValueError(f"ConditionalMAF: x has batch {B} but context has {context.shape[0]} rows")
-            context = context.unsqueeze(1).expand(B, K, context.shape[-1]).reshape(B * K, -1)
-        return self.flow.log_prob(x.reshape(B * K, d), context=context).reshape(B, K)
+        if context is not None and context.shape[0] != B:
+            raise ValueError(f"ConditionalMAF: x has batch {B} but context has {context.shape[0]} rows")
+        return self._log_prob_rows(x.reshape(B * K, d), context, repeats=K).reshape(B, K)
 
     # -- sampling -------------------------------------------------------------------------------
     def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -106,8 +161,7 @@ class ConditionalMAF(nn.Module):
         ref = next(self.parameters())  # noise in the flow's dtype and device (nflows draws float32)
         rows = num_samples if context is None else context.shape[0] * num_samples
         z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
-        ctx = None if context is None else context.repeat_interleave(num_samples, dim=0)
-        x, logdet = self.flow._transform.inverse(z, context=ctx)
+        x, logdet = self._inverse(z, context, repeats=num_samples)
         # log ν(x) = log N(z) − log|det ∂x/∂z| (VA eq. 11)
         log_prob = -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) - logdet
         if context is None:
@@ -122,10 +176,9 @@ class ConditionalMAF(nn.Module):
         """The sample x = f⁻¹(z) of given base noise: ``z (n, d)`` or ``(B, n, d)`` with a context ``(B, c)``."""
         self._check(z, context)
         if z.ndim == 2:
-            return self.flow._transform.inverse(z.to(next(self.parameters()).dtype), context=context)[0]
+            return self._inverse(z.to(next(self.parameters()).dtype), context)[0]
         B, n, d = z.shape
-        ctx = None if context is None else context.repeat_interleave(n, dim=0)
-        return self.flow._transform.inverse(z.reshape(B * n, d), context=ctx)[0].reshape(B, n, d)
+        return self._inverse(z.reshape(B * n, d), context, repeats=n)[0].reshape(B, n, d)
 
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
