@@ -21,15 +21,24 @@ from pathlib import Path
 
 from softq_ugan.cli import fail
 
-# per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness). τ, proposal and
-# policy delay stay SQL's everywhere: the learned τ + bridge proposal + delay 2 that won on tuning seed 10 ended
-# at −13.6 and −49.8 on benchmark seeds 0 and 1, where these gave 230.5 and 54.2 (benchmarks/results/swimmer_tuned.md)
+# per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
     "Swimmer": dict(gamma=0.999, reward_scale=10.0, learning_starts=10_000),  # γ: rl-zoo's SAC setting
     "MultiGoal": dict(gamma=0.99, reward_scale=0.1, learning_starts=1_000),  # SQL's multimodal task
 }
 FALLBACK = dict(gamma=0.99, reward_scale=1.0, learning_starts=10_000)
-SOFTQ_BASE = dict(tau="1.0", proposal="uniform", policy_delay=1)  # SQL's: τ = 1, uniform proposal, no delay
+# SQL's soft value: τ = 1, M = 16 uniform particles, no delay (SoftQ's own network and batch defaults)
+SOFTQ_BASE = dict(tau="1.0", proposal="uniform", policy_delay=1, value_particles=16)
+# SAC's soft value and temperature inside SoftQ: the sampler's own density as the proposal with M = 1
+# (V = Q − τ log π), τ learned toward entropy −dim(A), reward scale 1, no annealing, SAC's 256×256 critics and batch
+# 256. With the MAF policy it found Swimmer-v4's fast gait on tuning seeds 10 and 11 (351.8, 346.1 at 150k) and not
+# on 12 (82.9), where SQL's settings found it on none of the benchmark's seeds 0-2 (swimmer.md). With the U-GAN
+# (bridge proposal, τ from the bridge's density) it did not hold: 25.8 on seed 10; on seed 11 299.3 at 110k, 15.6
+# at 130k, 314.1 at 150k (swimmer_tuning.md), so the U-GAN keeps SQL's settings.
+SAC_STYLE = dict(reward_scale=1.0, tau="auto", value_particles=1, schedule="none", net_arch=[256, 256], batch_size=256)
+SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFTQ_BASE and ENV_DEFAULTS
+    ("Swimmer", "maf"): dict(SAC_STYLE, proposal="generator"),
+}
 # The MAF policy: as many goals and episodes reaching one as the U-GAN on MultiGoal-v0, the same Swimmer-v4 returns
 # (medians 41.8 against 54.2 on seeds 0-2, both on the slow gait in two seeds), at 0.5-0.6x the U-GAN's wall time
 # per step (benchmarks/results/samplers.md, swimmer.md; issue 8). SoftQ() itself keeps the paper's U-GAN.
@@ -38,6 +47,18 @@ DEFAULT_SAMPLER = "maf"
 
 def env_defaults(env_id: str) -> dict:
     return ENV_DEFAULTS.get(env_id.split("-")[0], FALLBACK)
+
+
+def softq_defaults(env_id: str, sampler: str) -> dict:
+    """What a SoftQ run uses for every flag left unset: SQL's soft value, the environment's γ and reward scale, then
+    the (environment, sampler) preset, if any."""
+    return {**SOFTQ_BASE, **env_defaults(env_id), **SAMPLER_DEFAULTS.get((env_id.split("-")[0], sampler), {})}
+
+
+def presets_text() -> str:
+    return "; ".join(f"{env} with {sampler}: " + ", ".join(f"{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                                                          for k, v in preset.items())
+                     for (env, sampler), preset in SAMPLER_DEFAULTS.items())
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
@@ -51,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Soft Q-learning with an amortized sampler policy (a MAF by default, or the U-GAN, SVGD, ...; an SB3 "
         "off-policy algorithm); "
         "--algo sac|td3 runs SB3's baselines (rl-baselines3-zoo's Swimmer-v4 settings) on the same footing.",
-        epilog=f"Per-environment defaults ({defaults}; others: γ=0.99, reward scale 1); τ 1, uniform proposal and "
-        "policy delay 1 everywhere (SQL's).",
+        epilog=f"Per-environment defaults ({defaults}; others: γ=0.99, reward scale 1); SQL's soft value (τ 1, M = 16 "
+        f"uniform particles, policy delay 1) unless a preset for the environment and sampler says otherwise "
+        f"({presets_text()}).",
     )
     p.add_argument("--env", default="Swimmer-v4", help="gymnasium id with a Box action space (default Swimmer-v4)")
     p.add_argument("--algo", default="softq", help="softq (default), or the SB3 baselines sac, td3")
@@ -68,26 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward-scale", type=float, default=None, help="reward multiplier (default: per environment)")
     p.add_argument("--tau", default=None,
                    help="Boltzmann temperature τ of exp(Q/τ), or auto / auto_<τ0>: τ learned as SAC's entropy "
-                   "coefficient, toward --target-entropy (default 1)")
+                   "coefficient, toward --target-entropy (default 1, or a preset's; see below)")
     p.add_argument("--target-entropy", type=float, default=None, help="entropy a learned τ aims at (default −dim(A), SAC's)")
     p.add_argument("--polyak", type=float, default=None, help="target-critic Polyak coefficient (default 0.005)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of Q networks and sampler (default 3e-4)")
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128; sac/td3: zoo's)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128 or a preset's; sac/td3: zoo's)")
     p.add_argument("--buffer-size", type=int, default=None,
                    help="replay buffer slots (default min(1000000, --steps): every transition fits, and a checkpoint "
                    "does not pickle a million empty slots; a resumed run keeps its checkpoint's)")
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--net-arch", type=int, nargs="+", default=None, metavar="WIDTH",
-                   help="hidden widths of the Q networks (default 128 128; sac/td3: of actor and critics, zoo's)")
-    p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16)")
+                   help="hidden widths of the Q networks (default 128 128 or a preset's; sac/td3: of actor and critics, zoo's)")
+    p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16 or a preset's)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) "
-                   "(default uniform)")
+                   "(default uniform or a preset's)")
     p.add_argument("--policy-delay", type=int, default=None,
                    help="update the sampler after every N-th Q update (TD3's delay; default 1)")
-    p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma)")
+    p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma or a preset's)")
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
-                   help="samples per state in each U-GAN/MAF sampler update (default 8)")
+                   help="samples per state in each U-GAN/MAF sampler update (default 8 or a preset's)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -126,7 +148,7 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--tau must be a positive number, auto or auto_<initial τ>, got {args.tau!r}")
         if learned and args.sampler == "svgd":
             fail("--tau auto needs a sampler with a density; svgd has none")
-    tau = args.tau or SOFTQ_BASE["tau"]
+    tau = args.tau or softq_defaults(args.env, args.sampler or DEFAULT_SAMPLER)["tau"]
     if args.target_entropy is not None and not tau.startswith("auto"):
         fail("--target-entropy applies to a learned temperature only (--tau auto)")
     if args.sampler is not None and args.sampler not in SAMPLERS:
@@ -166,21 +188,27 @@ def build_model(args: argparse.Namespace, env, d: dict):
                            **net_arch)
     common.setdefault("gamma", d["gamma"])
     common.setdefault("learning_starts", d["learning_starts"])
-    sampler_kwargs = {k: getattr(args, k) for k in ("schedule", "lambda0") if getattr(args, k) is not None}
-    if args.sampler_particles is not None:
-        sampler_kwargs["batch_size"] = args.sampler_particles  # the U-GAN/MAF configs' samples per context
-    tau = args.tau or SOFTQ_BASE["tau"]
+    preset = softq_defaults(args.env, args.sampler)
+
+    def pick(name: str):  # the flag if given, else the environment's / preset's default (None: SoftQ's own)
+        return getattr(args, name) if getattr(args, name) is not None else preset.get(name)
+
+    if pick("batch_size") is not None:
+        common["batch_size"] = pick("batch_size")
+    net_arch = {} if pick("net_arch") is None else dict(net_arch=list(pick("net_arch")))
+    sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0") if pick(k) is not None}
+    if pick("sampler_particles") is not None:
+        sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
+    tau = str(pick("tau"))
     config = dict(sampler=args.sampler, temperature=tau if tau.startswith("auto") else float(tau),
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
-                  reward_scale=d["reward_scale"] if args.reward_scale is None else args.reward_scale,
-                  value_particles=16 if args.value_particles is None else args.value_particles,
-                  proposal=args.proposal or SOFTQ_BASE["proposal"], policy_delay=args.policy_delay or SOFTQ_BASE["policy_delay"],
-                  **common)
+                  reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
+                  policy_delay=pick("policy_delay"), **common)
     policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
     recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch}
-    if args.sampler_particles is not None:  # not under "batch_size", which is the minibatch of the Q updates
-        recorded["sampler_particles"] = args.sampler_particles
+    if "batch_size" in sampler_kwargs:  # not under "batch_size", which is the minibatch of the Q updates
+        recorded["sampler_particles"] = sampler_kwargs["batch_size"]
     return model, recorded
 
 

@@ -170,14 +170,33 @@ def test_net_arch_sets_the_hidden_widths(algo):
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
 
 
-def test_softq_defaults_are_sqls_on_every_env():
-    """τ = 1, uniform proposal, delay 1 for every sampler and env (the seed-10 tuning did not hold on seeds 0-1)."""
+def test_swimmer_presets_for_ugan_and_maf_and_sqls_defaults_elsewhere():
+    """Swimmer-v4 with maf gets SAC's soft value and temperature (swimmer_tuning.md); every other sampler and
+    environment keeps SQL's (τ = 1, M = 16 uniform particles, delay 1); a flag given beats any preset."""
     sys.path.insert(0, str(ROOT))
     from envs import make_env
     from train_rl import build_model, build_parser, env_defaults
 
-    for env_id, sampler in (("Swimmer-v4", "ugan"), ("Swimmer-v4", "maf"), ("MultiGoal-v0", "svgd")):
-        args = build_parser().parse_args(["--env", env_id, "--sampler", sampler, "--steps", "1000"])
-        model, config = build_model(args, make_env(env_id), env_defaults(env_id))
-        assert (config["temperature"], config["proposal"], config["policy_delay"]) == (1.0, "uniform", 1)
+    def build(env_id, *flags):
+        args = build_parser().parse_args(["--env", env_id, "--steps", "1000", *flags])
+        return build_model(args, make_env(env_id), env_defaults(env_id))
+
+    model, config = build("Swimmer-v4", "--sampler", "maf")
+    assert (config["temperature"], config["proposal"], config["value_particles"], config["reward_scale"]) == (
+        "auto", "generator", 1, 1.0)
+    assert model.log_temperature is not None and (model.proposal, model.value_particles) == ("generator", 1)
+    assert model.policy.net_arch == [256, 256] and model.batch_size == 256
+    trainer = model.policy.sampler_trainer
+    assert trainer.config.batch_size == 8 and trainer.config.schedule == "none"
+    for env_id, sampler in (("Swimmer-v4", "ugan"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
+                            ("MultiGoal-v0", "ugan"), ("MultiGoal-v0", "maf")):
+        model, config = build(env_id, "--sampler", sampler)
+        assert (config["temperature"], config["proposal"], config["policy_delay"], config["value_particles"]) == (
+            1.0, "uniform", 1, 16)
         assert (model.temperature, model.proposal, model.policy_delay) == (1.0, "uniform", 1)
+        assert model.policy.net_arch == [128, 128] and model.batch_size == 128
+    model, config = build("Swimmer-v4", "--sampler", "maf", "--tau", "0.5", "--proposal", "uniform", "--net-arch", "64",
+                          "64", "--sampler-particles", "2")
+    assert (config["temperature"], config["proposal"], config["net_arch"], config["sampler_particles"]) == (
+        0.5, "uniform", [64, 64], 2)
+    assert model.log_temperature is None and model.policy.sampler_trainer.config.batch_size == 2
