@@ -44,6 +44,11 @@ def require_positive(owner: object, *names: str) -> None:
             raise ValueError(f"{type(owner).__name__}: {name} must be >= 1, got {getattr(owner, name)}")
 
 
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, I) over the last dimension: the base density of every flow here."""
+    return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+
 def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the multi-tensor (foreach) kernel, which torch does not pick by default on CPU."""
     return torch.optim.Adam(params, lr=lr, foreach=True)

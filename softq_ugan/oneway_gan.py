@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from softq_ugan.flows.oneway import OneWayGenerator, log_partition
-from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive
+from softq_ugan.nets import MLP, check_finite, optimizer_step, require_positive, standard_normal_log_prob
 from softq_ugan.cli import add_run_args, fail, start_run, training_images
 
 __all__ = [
@@ -171,7 +171,7 @@ def log_zeta_vs_samples(gan: OneWayGAN, sizes, repeats: int = 10, seed: int = 0)
         est_n, est_g = [], []
         for _ in range(repeats):
             y = torch.randn(S, n)
-            log_q = -0.5 * (y**2).sum(-1) - 0.5 * n * math.log(2 * math.pi)
+            log_q = standard_normal_log_prob(y)
             est_n.append(log_partition(gan.energy(y) / w, log_q).item())
             with torch.enable_grad():
                 yg, lg = gan.generator.rsample_and_log_prob(S, exact=gan.exact)

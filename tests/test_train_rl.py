@@ -170,7 +170,7 @@ def test_net_arch_sets_the_hidden_widths(algo):
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
 
 
-def test_swimmer_presets_for_ugan_and_maf_and_sqls_defaults_elsewhere():
+def test_swimmer_preset_for_maf_and_sqls_defaults_elsewhere():
     """Swimmer-v4 with maf gets SAC's soft value and temperature (swimmer_tuning.md); every other sampler and
     environment keeps SQL's (τ = 1, M = 16 uniform particles, delay 1); a flag given beats any preset."""
     sys.path.insert(0, str(ROOT))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softq_ugan.nets import MLP
+from softq_ugan.nets import MLP, standard_normal_log_prob
 
 __all__ = ["CouplingFlow", "NICE", "RealNVP", "make_flow", "FLOWS"]
 
@@ -204,7 +204,7 @@ class RealNVP(CouplingFlow):
         self.shift.sub_(mean).div_(std)
 
     def prior_log_prob(self, z: Tensor) -> Tensor:
-        return -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi)
+        return standard_normal_log_prob(z)
 
     def prior_sample(self, num_samples: int) -> Tensor:
         ref = self._ref()

@@ -10,8 +10,6 @@ broadcasts the context over the K samples of its row.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from nflows.distributions.normal import StandardNormal
@@ -20,6 +18,8 @@ from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
 from nflows.transforms.base import CompositeTransform
 from nflows.transforms.permutations import ReversePermutation
 from torch import Tensor, nn
+
+from softq_ugan.nets import standard_normal_log_prob
 
 
 class ConditionalMAF(nn.Module):
@@ -117,7 +117,7 @@ class ConditionalMAF(nn.Module):
     def _log_prob_rows(self, x: Tensor, context: Tensor | None, repeats: int = 1) -> Tensor:
         z, logdet = self._forward(x, context, repeats)
         # log ν(x) = log N(f(x)) + log|det ∂f/∂x| (VA eq. 11)
-        return -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) + logdet
+        return standard_normal_log_prob(z) + logdet
 
     # -- input handling -------------------------------------------------------------------------
     def _check(self, x: Tensor | None, context: Tensor | None) -> None:
@@ -163,7 +163,7 @@ class ConditionalMAF(nn.Module):
         z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
         x, logdet = self._inverse(z, context, repeats=num_samples)
         # log ν(x) = log N(z) − log|det ∂x/∂z| (VA eq. 11)
-        log_prob = -0.5 * (z**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) - logdet
+        log_prob = standard_normal_log_prob(z) - logdet
         if context is None:
             return x, log_prob
         return x.reshape(-1, num_samples, self.features), log_prob.reshape(-1, num_samples)

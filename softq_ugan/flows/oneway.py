@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, jvp, vmap
 
-from softq_ugan.nets import MLP, with_context
+from softq_ugan.nets import MLP, standard_normal_log_prob, with_context
 
 __all__ = ["OneWayGenerator", "exact_logabsdet", "jvp_logabsdet", "log_partition"]
 
@@ -150,7 +150,7 @@ class OneWayGenerator(nn.Module):
         else:
             logdet = jvp_logabsdet(lambda a: fn(a, ctx), flat_u)
         # log P_G(x) = log N(z) + log N(r) − log|det J| (OW eq. 10)
-        log_prob = -0.5 * (flat_u**2).sum(-1) - 0.5 * self.features * math.log(2 * math.pi) - logdet
+        log_prob = standard_normal_log_prob(flat_u) - logdet
         if context is None:
             return x, log_prob
         return x.reshape(*u.shape[:-1], self.features), log_prob.reshape(u.shape[:-1])
