@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--net-arch", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="hidden widths of the Q networks (default 128 128 or a preset's; sac/td3: of actor and critics, zoo's)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16 or a preset's)")
-    p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (ugan-oneway, maf) "
+    p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (the sampler's own samples and density; not svgd) "
                    "(default uniform or a preset's)")
     p.add_argument("--policy-delay", type=int, default=None,
                    help="update the sampler after every N-th Q update (TD3's delay; default 1)")

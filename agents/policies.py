@@ -218,8 +218,18 @@ class SoftQPolicy(BasePolicy):
 
     @property
     def generator_density(self) -> bool:
-        """Whether the sampler's own samples come with a log-density (a one-way generator, or the MAF policy)."""
-        return isinstance(self.sampler, ConditionalMAF) or getattr(self.sampler, "has_density", False)
+        """Whether the sampler's own samples come with a log-density: exact for the MAF policy and a one-way
+        generator, estimated as log ν + D for the U-GAN (VA §3.2); SVGD's have none."""
+        return isinstance(self.sampler, (ConditionalMAF, UGANSampler))
+
+    def sample_and_log_prob(self, num_samples: int, context: Tensor) -> tuple[Tensor, Tensor]:
+        """``num_samples`` y-space samples per context row of the sampler itself, with their log-density
+        ``(B, n, d)``, ``(B, n)`` (see :attr:`generator_density`)."""
+        if isinstance(self.sampler, UGANSampler):
+            return self.sampler.rsample_and_log_density(num_samples, context)
+        if isinstance(self.sampler, ConditionalMAF):
+            return self.sampler.rsample_and_log_prob(num_samples, context)
+        raise ValueError(f"the sampler {type(self.sampler).__name__} has no log-density")
 
     def sample_actions(self, obs: PyTorchObs, num_samples: int) -> Tensor:
         """K actions per state from the sampler: ``(B, K, d)`` in (-1, 1)."""

@@ -62,7 +62,8 @@ class SoftQ(OffPolicyAlgorithm):
     :param reward_scale: multiplies rewards in the Bellman target.
     :param value_particles: M, particles of the importance-sampled soft value.
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
-        y-space) or "generator" (the sampler's own density: a one-way generator, or the MAF policy).
+        y-space) or "generator" (the sampler's own samples and density: exact for the MAF policy and a one-way
+        generator, the estimate log ν + D for the U-GAN).
     :param sampler_batch_size: states of each batch used for the sampler update (K particles each).
     :param policy_delay: update the sampler after every ``policy_delay``-th Q update (TD3's delay; 1: every one).
     :param tau: Polyak coefficient of the target critic (SB3's name).
@@ -159,7 +160,7 @@ class SoftQ(OffPolicyAlgorithm):
         if self.proposal == "bridge" and self.policy.proposal_flow is None:
             raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
         if self.proposal == "generator" and not self.policy.generator_density:
-            raise ValueError(f"proposal 'generator' needs a sampler with a density (ugan-oneway, maf); '{self.sampler}' has none")
+            raise ValueError(f"proposal 'generator' needs a sampler with a density (every one but svgd); '{self.sampler}' has none")
         self.log_temperature, self.temperature_optimizer = None, None
         if self.learn_temperature:
             if self.policy.proposal_flow is None and not self.policy.generator_density:
@@ -185,9 +186,11 @@ class SoftQ(OffPolicyAlgorithm):
         if proposal == "uniform":
             actions = torch.rand(B, M, p.action_dim, device=self.device) * 2 - 1
             log_q = uniform_log_proposal(p.action_dim)  # q = 2^-d on (-1, 1)^d
-        else:  # the MAF bridge, or the sampler's own density (one-way generator, MAF policy)
-            flow = p.proposal_flow if proposal == "bridge" else p.sampler
-            y, log_nu = flow.rsample_and_log_prob(M, p.context(next_obs))
+        else:  # the MAF bridge, or the sampler's own samples and density (exact, or the U-GAN's log ν + D)
+            if proposal == "bridge":
+                y, log_nu = p.proposal_flow.rsample_and_log_prob(M, p.context(next_obs))
+            else:
+                y, log_nu = p.sample_and_log_prob(M, p.context(next_obs))
             y = y.clamp(-10.0, 10.0)  # tanh saturates in float32 beyond |y| ≈ 9
             actions, log_q = torch.tanh(y), tanh_log_proposal(log_nu, y)
         q = p.q_min(next_obs, actions, target=True)
@@ -195,10 +198,12 @@ class SoftQ(OffPolicyAlgorithm):
 
     def policy_log_prob(self, obs: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
         """log π(a|s) of ``num_samples`` fresh actions per state ``(B, num_samples)``, in action space, from the
-        sampler's own density (one-way generator, MAF policy) or else its MAF bridge, which tracks it (VA §3.2)."""
+        sampler's own density (MAF policy, one-way generator, the U-GAN's log ν + D of VA §3.2); svgd has none."""
         p = self.policy
-        flow = p.sampler if p.generator_density else p.proposal_flow
-        y, log_nu = flow.rsample_and_log_prob(num_samples, p.context(obs))
+        if p.generator_density:
+            y, log_nu = p.sample_and_log_prob(num_samples, p.context(obs))
+        else:
+            y, log_nu = p.proposal_flow.rsample_and_log_prob(num_samples, p.context(obs))
         return tanh_log_proposal(log_nu, y.clamp(-10.0, 10.0))
 
     def _update_temperature(self, obs: torch.Tensor, mean_log_pi: float | None = None) -> dict[str, float]:
@@ -211,7 +216,7 @@ class SoftQ(OffPolicyAlgorithm):
                 mean_log_pi = self.policy_log_prob(obs).mean().item()
         if not np.isfinite(mean_log_pi):  # e.g. a one-way generator whose Jacobian went singular (a fold)
             raise FloatingPointError(f"the policy's log-density is {mean_log_pi} at update {self._n_updates}: the "
-                                     f"learned τ cannot use it (a one-way generator can fold; the ugan sampler's MAF bridge cannot)")
+                                     f"learned τ cannot use it (a one-way generator can fold)")
         loss = -self.log_temperature * (mean_log_pi + self.target_entropy)
         self.temperature_optimizer.zero_grad()
         loss.sum().backward()

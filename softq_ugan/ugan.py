@@ -171,6 +171,14 @@ class UGANSampler(nn.Module):
         self._check_context(context)
         return self.generator.rsample_and_log_prob(num_samples, context, exact=self.oneway_exact)
 
+    def rsample_and_log_density(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Samples of G with their log-density: exact for a one-way generator (OW eq. 10), else the U-GAN's
+        estimate log ν + D (VA §3.2), which needs no invertible G."""
+        if self.has_density:
+            return self.rsample_and_log_prob(num_samples, context)
+        x = self.rsample(num_samples, context)
+        return x, self.log_prob(x, context)
+
     def log_ratio(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Estimate of log ρ/ν at x (0 without a critic)."""
         if self.critic is None:

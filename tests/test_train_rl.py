@@ -87,7 +87,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
-    (["--sampler", "ugan", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
+    (["--sampler", "svgd", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -91,6 +91,22 @@ def test_oneway_generator_entropy_matches_a_gaussian_target():
         UGANConfig(features=2, generator="gan")
 
 
+def test_mlp_generator_density_estimate_matches_a_gaussian_target():
+    """The MLP generator's log-density estimate log ν + D (VA §3.2), which the RL agent's soft value and learned τ
+    use: at G's samples it matches the target's normalized log-density, and its mean gives the target's entropy."""
+    import math
+
+    torch.manual_seed(0)
+    sigma = 0.5
+    trainer = UGAN(UGANConfig(features=2, **{**FAST, "batch_size": 64}))
+    train(trainer, lambda x, c=None: -0.5 * (x / sigma).pow(2).sum(-1), 300)
+    x, log_rho = trainer.sampler.rsample_and_log_density(4000)
+    exact = -0.5 * (x / sigma).pow(2).sum(-1) - math.log(2 * math.pi * sigma**2)  # log N(x; 0, σ²I)
+    assert log_rho.shape == (4000,) and x.shape == (4000, 2)
+    assert abs(-log_rho.mean().item() - math.log(2 * math.pi * math.e * sigma**2)) < 0.15
+    assert (log_rho - exact).abs().median().item() < 0.2
+
+
 def test_nan_target_stops_with_a_clear_error():
     trainer = UGAN(UGANConfig(features=2, **FAST))
     with pytest.raises(FloatingPointError, match="generator loss is nan"):
