@@ -106,3 +106,30 @@ def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
     assert "Shared settings: env=Swimmer-v4, seed=10" in r.stdout
     bad = subprocess.run([sys.executable, "benchmarks/runs_table.py", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error:") and "no evals.json" in bad.stderr
+
+
+def test_policy_spread_measures_generator_and_bridge(tmp_path):
+    """benchmarks/policy_spread.py on a saved U-GAN SoftQ: a generator made constant (last layer zeroed) has action
+    spread 0, the bridge keeps its own; a sampler without a separate bridge is a one-line error."""
+    import torch
+
+    from agents import SoftQ
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for sampler in ("ugan", "maf"):
+        model = SoftQ("MlpPolicy", "Swimmer-v4", sampler=sampler, learning_starts=50, batch_size=32, seed=0,
+                      policy_kwargs=dict(net_arch=[32, 32]))
+        model.learn(100)
+        if sampler == "ugan":
+            last = model.policy.sampler.generator.net[-1]
+            with torch.no_grad():
+                last.weight.zero_(), last.bias.fill_(0.5)
+        model.save(ckpts / f"{sampler}_{100 if sampler == 'ugan' else 200}_steps.zip")
+        model.save_replay_buffer(ckpts / f"{sampler}_replay_buffer_{100 if sampler == 'ugan' else 200}_steps.pkl")
+    r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "100", "--states", "16", "--samples", "8")
+    row = r.stdout.strip().splitlines()[-1].strip("|").split("|")
+    assert int(row[0]) == 100 and float(row[1]) == 0.0 and float(row[2]) > 0.05, r.stdout
+    bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "200"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "no separate MAF bridge" in bad.stderr
