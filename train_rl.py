@@ -32,12 +32,14 @@ SOFTQ_BASE = dict(tau="1.0", proposal="uniform", policy_delay=1, value_particles
 # SAC's soft value and temperature inside SoftQ: the sampler's own density as the proposal with M = 1
 # (V = Q − τ log π), τ learned toward entropy −dim(A), reward scale 1, no annealing, SAC's 256×256 critics and batch
 # 256. With the MAF policy it found Swimmer-v4's fast gait on tuning seeds 10 and 11 (351.8, 346.1 at 150k) and not
-# on 12 (82.9), where SQL's settings found it on none of the benchmark's seeds 0-2 (swimmer.md). With the U-GAN
-# (bridge proposal, τ from the bridge's density) it did not hold: 25.8 on seed 10; on seed 11 299.3 at 110k, 15.6
-# at 130k, 314.1 at 150k (swimmer_tuning.md), so the U-GAN keeps SQL's settings.
+# on 12 (82.9), where SQL's settings found it on none of the benchmark's seeds 0-2 (swimmer.md). With the U-GAN it
+# needs the U-GAN's own samples and density estimate log ν + D (proposal "generator"): with the bridge as proposal
+# and τ gauge seed 10 ended at 25.8; with its own, seed 10 ended at 330.7 (≥ 300 from 100k) and seed 11 was 337.7
+# at 100k (swimmer_tuning.md), with 4 samples per state in each U-GAN update for cost.
 SAC_STYLE = dict(reward_scale=1.0, tau="auto", value_particles=1, schedule="none", net_arch=[256, 256], batch_size=256)
 SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFTQ_BASE and ENV_DEFAULTS
     ("Swimmer", "maf"): dict(SAC_STYLE, proposal="generator"),
+    ("Swimmer", "ugan"): dict(SAC_STYLE, proposal="generator", sampler_particles=4),
 }
 # The MAF policy: as many goals and episodes reaching one as the U-GAN on MultiGoal-v0, the same Swimmer-v4 returns
 # (medians 41.8 against 54.2 on seeds 0-2, both on the slow gait in two seeds), at 0.5-0.6x the U-GAN's wall time

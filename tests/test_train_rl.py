@@ -170,9 +170,10 @@ def test_net_arch_sets_the_hidden_widths(algo):
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
 
 
-def test_swimmer_preset_for_maf_and_sqls_defaults_elsewhere():
-    """Swimmer-v4 with maf gets SAC's soft value and temperature (swimmer_tuning.md); every other sampler and
-    environment keeps SQL's (τ = 1, M = 16 uniform particles, delay 1); a flag given beats any preset."""
+def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
+    """Swimmer-v4 with maf or ugan gets SAC's soft value and temperature with the sampler's own density
+    (swimmer_tuning.md); every other sampler and environment keeps SQL's (τ = 1, M = 16 uniform particles, delay 1);
+    a flag given beats any preset."""
     sys.path.insert(0, str(ROOT))
     from envs import make_env
     from train_rl import build_model, build_parser, env_defaults
@@ -188,7 +189,12 @@ def test_swimmer_preset_for_maf_and_sqls_defaults_elsewhere():
     assert model.policy.net_arch == [256, 256] and model.batch_size == 256
     trainer = model.policy.sampler_trainer
     assert trainer.config.batch_size == 8 and trainer.config.schedule == "none"
-    for env_id, sampler in (("Swimmer-v4", "ugan"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
+    model, config = build("Swimmer-v4", "--sampler", "ugan")
+    assert (config["temperature"], config["proposal"], config["value_particles"], config["sampler_particles"]) == (
+        "auto", "generator", 1, 4)
+    assert model.policy.net_arch == [256, 256] and model.batch_size == 256
+    assert model.policy.sampler_trainer.config.batch_size == 4 and model.policy.sampler_trainer.config.schedule == "none"
+    for env_id, sampler in (("Swimmer-v4", "ugan-nocritic"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
                             ("MultiGoal-v0", "ugan"), ("MultiGoal-v0", "maf")):
         model, config = build(env_id, "--sampler", sampler)
         assert (config["temperature"], config["proposal"], config["policy_delay"], config["value_particles"]) == (
