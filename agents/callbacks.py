@@ -355,6 +355,9 @@ class EvalRecorder(EvalCallback):
 
     def _on_training_start(self) -> None:
         self._mark = time.perf_counter()
+        # count env steps from the model's clock, not from this learn() call: a run resumed at step 149,061 then
+        # evaluates at 150,000, on the same grid as an uninterrupted run (EvalCallback schedules by n_calls)
+        self.n_calls = self.model.num_timesteps // self.training_env.num_envs
 
     def _on_step(self) -> bool:
         due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0

@@ -154,3 +154,24 @@ def test_action_density_default_sample_fn_is_softq_policy():
     actions = cb.sample()
     assert actions.shape == (2, 20, 2)
     assert np.all(np.abs(actions) <= 1.0)
+
+
+def test_eval_recorder_keeps_the_step_grid_after_a_resume(tmp_path):
+    """A run resumed off the grid (here at 150 with evals every 100) evaluates at 200 and 300, as an uninterrupted
+    run would, not 100 steps after the resume; evals.json keeps the earlier record."""
+    import json
+
+    import gymnasium as gym
+
+    from agents.callbacks import EvalRecorder
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=1000, policy_kwargs=dict(net_arch=[8]), seed=0)
+
+    def recorder(resume_step=None):
+        return EvalRecorder(gym.make("Pendulum-v1"), tmp_path, "sac", 0, eval_freq=100, n_eval_episodes=1,
+                            checkpoint=False, resume_step=resume_step)
+
+    model.learn(150, callback=recorder())
+    model.learn(150, callback=recorder(resume_step=150), reset_num_timesteps=False)
+    steps = [step for step, _ in json.loads((tmp_path / "evals.json").read_text())["evals"]]
+    assert steps == [100, 200, 300]
