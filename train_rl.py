@@ -34,8 +34,8 @@ SOFTQ_BASE = dict(tau="1.0", proposal="uniform", policy_delay=1, value_particles
 # 256. With the MAF policy it found Swimmer-v4's fast gait on tuning seeds 10 and 11 (351.8, 346.1 at 150k) and not
 # on 12 (82.9), where SQL's settings found it on none of the benchmark's seeds 0-2 (swimmer.md). With the U-GAN it
 # needs the U-GAN's own samples and density estimate log ν + D (proposal "generator"): with the bridge as proposal
-# and τ gauge seed 10 ended at 25.8; with its own, seed 10 ended at 330.7 (≥ 300 from 100k) and seed 11 was 337.7
-# at 100k (swimmer_tuning.md), with 4 samples per state in each U-GAN update for cost.
+# and τ gauge seed 10 ended at 25.8; with its own, seeds 10 and 11 held ≥ 300 from 100k (330.7 at 150k, 345.7 at
+# 140k; seed 12: 69.2 at 110k, unfinished; swimmer_tuning.md), with 4 samples per state per U-GAN update for cost.
 SAC_STYLE = dict(reward_scale=1.0, tau="auto", value_particles=1, schedule="none", net_arch=[256, 256], batch_size=256)
 SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFTQ_BASE and ENV_DEFAULTS
     ("Swimmer", "maf"): dict(SAC_STYLE, proposal="generator"),
