@@ -57,7 +57,7 @@ class SoftQ(OffPolicyAlgorithm):
         "maf", "svgd").
     :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards), or ``"auto"`` /
         ``"auto_<τ0>"``: τ learned as SAC learns its entropy coefficient, so that the policy's entropy tracks
-        ``target_entropy``; needs a sampler with a density (its MAF bridge, or its own: every sampler but svgd).
+        ``target_entropy``; needs a sampler with a density (its own, exact or log ν + D: every sampler but svgd).
     :param target_entropy: entropy the learned τ aims at, in action space; "auto": −dim(A) (SAC's).
     :param reward_scale: multiplies rewards in the Bellman target.
     :param value_particles: M, particles of the importance-sampled soft value.
@@ -163,8 +163,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"proposal 'generator' needs a sampler with a density (every one but svgd); '{self.sampler}' has none")
         self.log_temperature, self.temperature_optimizer = None, None
         if self.learn_temperature:
-            if self.policy.proposal_flow is None and not self.policy.generator_density:
-                raise ValueError(f"temperature 'auto' needs a sampler with a density (a MAF bridge or its own); "
+            if not self.policy.generator_density:
+                raise ValueError(f"temperature 'auto' needs a sampler with a density (every one but svgd); "
                                  f"'{self.sampler}' has none")
             if self.target_entropy == "auto":
                 self.target_entropy = -float(self.policy.action_dim)  # SAC's heuristic
@@ -200,10 +200,7 @@ class SoftQ(OffPolicyAlgorithm):
         """log π(a|s) of ``num_samples`` fresh actions per state ``(B, num_samples)``, in action space, from the
         sampler's own density (MAF policy, one-way generator, the U-GAN's log ν + D of VA §3.2); svgd has none."""
         p = self.policy
-        if p.generator_density:
-            y, log_nu = p.sample_and_log_prob(num_samples, p.context(obs))
-        else:
-            y, log_nu = p.proposal_flow.rsample_and_log_prob(num_samples, p.context(obs))
+        y, log_nu = p.sample_and_log_prob(num_samples, p.context(obs))
         return tanh_log_proposal(log_nu, y.clamp(-10.0, 10.0))
 
     def _update_temperature(self, obs: torch.Tensor, mean_log_pi: float | None = None) -> dict[str, float]:
