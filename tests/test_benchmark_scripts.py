@@ -25,8 +25,8 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     assert "| 400 |" in text and "softq-ugan" in text and "sac" in text
     assert "| softq-ugan | 1 / 1 |" in text and "| sac | 1 / 1 |" in text and "× SAC" in text  # the summary
     ugan = json.loads((tmp_path / "swimmer" / "softq-ugan_0" / "evals.json").read_text())["settings"]
-    assert (ugan["temperature"], ugan["proposal"], ugan["policy_delay"]) == (1.0, "uniform", 1)  # train_rl's Swimmer defaults
-    assert "- softq-ugan: gamma=0.999, reward_scale=10.0, temperature=1.0, proposal=uniform, policy_delay=1" in text
+    assert (ugan["temperature"], ugan["proposal"], ugan["policy_delay"]) == ("auto", "generator", 1)  # train_rl's preset
+    assert "- softq-ugan: gamma=0.999, reward_scale=1.0, temperature=auto, proposal=generator, policy_delay=1" in text
     assert (tmp_path / "swimmer.png").stat().st_size > 5000
     again = run(*args)
     assert "0 runs to do" in again.stdout
