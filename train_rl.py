@@ -171,8 +171,8 @@ def hyperparameter_table(config: dict) -> str:
     return "| parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in config.items())
 
 
-def build_model(args: argparse.Namespace, env, d: dict):
-    """A fresh SoftQ (or SB3 baseline) from the command line and the environment's defaults ``d``."""
+def build_model(args: argparse.Namespace, env):
+    """A fresh SoftQ (or SB3 baseline) from the command line, the environment's defaults and the presets."""
     from agents.baselines import make_sb3
     from agents.softq import SoftQ
 
@@ -188,9 +188,9 @@ def build_model(args: argparse.Namespace, env, d: dict):
         return model, dict(gamma=model.gamma, learning_rate=model.learning_rate, batch_size=model.batch_size,
                            learning_starts=model.learning_starts, tau=model.tau, buffer_size=model.buffer_size,
                            **net_arch)
-    common.setdefault("gamma", d["gamma"])
-    common.setdefault("learning_starts", d["learning_starts"])
     preset = softq_defaults(args.env, args.sampler)
+    common.setdefault("gamma", preset["gamma"])
+    common.setdefault("learning_starts", preset["learning_starts"])
 
     def pick(name: str):  # the flag if given, else the environment's / preset's default (None: SoftQ's own)
         return getattr(args, name) if getattr(args, name) is not None else preset.get(name)
@@ -219,7 +219,7 @@ def default_model(env_id: str, env, algo: str, seed: int, steps: int):
     "sac", "td3") with no other flag: benchmarks run exactly the command line's defaults."""
     flags = ["--sampler", algo.removeprefix("softq-")] if algo.startswith("softq-") else ["--algo", algo]
     args = build_parser().parse_args(["--env", env_id, "--seed", str(seed), "--steps", str(steps), *flags])
-    return build_model(args, env, env_defaults(env_id))[0]
+    return build_model(args, env)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     else:
         try:  # combinations only the agent can judge (e.g. --proposal bridge with a sampler that has no bridge)
-            model, config = build_model(args, env, env_defaults(args.env))
+            model, config = build_model(args, env)
         except ValueError as e:
             fail(str(e))
         config = dict(env=args.env, algo=args.algo, steps=args.steps, seed=args.seed, device=args.device, **config)

@@ -154,14 +154,14 @@ def test_net_arch_sets_the_hidden_widths(algo):
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from train_rl import build_model, build_parser, env_defaults
+    from train_rl import build_model, build_parser
 
     from envs import make_env
 
     args = build_parser().parse_args(["--env", "MultiGoal-v0", "--algo", algo, "--net-arch", "48", "24", "--steps", "500"])
     if algo == "softq":
         args.sampler = "ugan"
-    model, config = build_model(args, make_env("MultiGoal-v0", seed=0), env_defaults("MultiGoal-v0"))
+    model, config = build_model(args, make_env("MultiGoal-v0", seed=0))
     assert config["net_arch"] == [48, 24]
     critic = model.policy.critic
     widths = [m.out_features for m in critic.modules() if isinstance(m, torch.nn.Linear)]
@@ -176,11 +176,11 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
     a flag given beats any preset."""
     sys.path.insert(0, str(ROOT))
     from envs import make_env
-    from train_rl import build_model, build_parser, env_defaults
+    from train_rl import build_model, build_parser
 
     def build(env_id, *flags):
         args = build_parser().parse_args(["--env", env_id, "--steps", "1000", *flags])
-        return build_model(args, make_env(env_id), env_defaults(env_id))
+        return build_model(args, make_env(env_id))
 
     model, config = build("Swimmer-v4", "--sampler", "maf")
     assert (config["temperature"], config["proposal"], config["value_particles"], config["reward_scale"]) == (
