@@ -240,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         fail(str(e))
 
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
     from stable_baselines3.common.monitor import Monitor
 
     from agents.baselines import sb3_class
-    from agents.callbacks import ActionDensityCallback, EvalRecorder
+    from agents.callbacks import ActionDensityCallback, EvalRecorder, GridCheckpoint
     from agents.softq import SoftQ
 
     env = Monitor(env)
@@ -286,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     recorder = EvalRecorder(Monitor(eval_env), run_dir, label, args.seed, eval_freq=args.eval_every,
                             n_eval_episodes=args.eval_episodes,
                             resume_step=model.num_timesteps if args.resume else None)
-    callbacks = [recorder, CheckpointCallback(args.checkpoint_every, str(ckpt_dir), name_prefix=name,
-                                              save_replay_buffer=True)]
+    callbacks = [recorder, GridCheckpoint(args.checkpoint_every, str(ckpt_dir), name_prefix=name,
+                                          save_replay_buffer=True)]
     if args.algo == "softq":
         if args.env.startswith("MultiGoal"):  # the SQL paper's picture: multimodal actions at the origin
             states, titles = np.array([[0.0, 0.0], [2.5, 0.0], [2.5, 2.5]], np.float32), ["s=(0,0)", "s=(2.5,0)", "s=(2.5,2.5)"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from torch import Tensor, nn
@@ -30,6 +30,7 @@ from .critics import boltzmann_target, critic_q_min, q_min
 
 __all__ = [
     "ActionDensityCallback",
+    "GridCheckpoint",
     "UGANSamplerCallback",
     "UGAN_CALLBACK_DEFAULTS",
     "action_density_figure",
@@ -317,6 +318,25 @@ class ActionDensityCallback(BaseCallback):
         return True
 
 
+def _count_from_the_model(callback: BaseCallback) -> None:
+    """Count a callback's calls from the model's clock, not from this ``learn()`` call.
+
+    SB3's periodic callbacks fire when ``n_calls % freq == 0``, and ``n_calls`` restarts at each ``learn()``.
+    A run resumed at step 149,061 would then fire at 159,061 instead of 150,000, on the same grid as an
+    uninterrupted run.
+    """
+    callback.n_calls = callback.model.num_timesteps // callback.training_env.num_envs
+
+
+class GridCheckpoint(CheckpointCallback):
+    """SB3's :class:`CheckpointCallback` that keeps its step grid after a resume (``<prefix>_<step>_steps.zip``
+    at multiples of ``save_freq``, whatever step the run resumed from)."""
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        _count_from_the_model(self)
+
+
 class EvalRecorder(EvalCallback):
     """SB3's deterministic :class:`EvalCallback` that also keeps a resumable record of the run.
 
@@ -355,9 +375,7 @@ class EvalRecorder(EvalCallback):
 
     def _on_training_start(self) -> None:
         self._mark = time.perf_counter()
-        # count env steps from the model's clock, not from this learn() call: a run resumed at step 149,061 then
-        # evaluates at 150,000, on the same grid as an uninterrupted run (EvalCallback schedules by n_calls)
-        self.n_calls = self.model.num_timesteps // self.training_env.num_envs
+        _count_from_the_model(self)
 
     def _on_step(self) -> bool:
         due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0

@@ -175,3 +175,15 @@ def test_eval_recorder_keeps_the_step_grid_after_a_resume(tmp_path):
     model.learn(150, callback=recorder(resume_step=150), reset_num_timesteps=False)
     steps = [step for step, _ in json.loads((tmp_path / "evals.json").read_text())["evals"]]
     assert steps == [100, 200, 300]
+
+
+def test_grid_checkpoint_keeps_the_step_grid_after_a_resume(tmp_path):
+    """Periodic checkpoints of a run resumed off the grid (at 150, saving every 100) land at 200 and 300, not at 250;
+    SB3's own CheckpointCallback counts from each learn() call."""
+    from agents.callbacks import GridCheckpoint
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=1000, policy_kwargs=dict(net_arch=[8]), seed=0)
+    model.learn(150, callback=GridCheckpoint(100, str(tmp_path), name_prefix="run"))
+    model.learn(150, callback=GridCheckpoint(100, str(tmp_path), name_prefix="run"), reset_num_timesteps=False)
+    saved = sorted(int(p.stem.split("_")[1]) for p in tmp_path.glob("run_*_steps.zip"))
+    assert saved == [100, 200, 300]
