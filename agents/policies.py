@@ -220,16 +220,23 @@ class SoftQPolicy(BasePolicy):
     def generator_density(self) -> bool:
         """Whether the sampler's own samples come with a log-density: exact for the MAF policy and a one-way
         generator, estimated as log ν + D for the U-GAN (VA §3.2); SVGD's have none."""
-        return isinstance(self.sampler, (ConditionalMAF, UGANSampler))
+        return self._own_density() is not None
+
+    def _own_density(self) -> Callable[[int, Tensor], tuple[Tensor, Tensor]] | None:
+        """The sampler's "samples with their log-density" method, or None (the one place that lists them)."""
+        if isinstance(self.sampler, UGANSampler):
+            return self.sampler.rsample_and_log_density
+        if isinstance(self.sampler, ConditionalMAF):
+            return self.sampler.rsample_and_log_prob
+        return None
 
     def sample_and_log_prob(self, num_samples: int, context: Tensor) -> tuple[Tensor, Tensor]:
         """``num_samples`` y-space samples per context row of the sampler itself, with their log-density
         ``(B, n, d)``, ``(B, n)`` (see :attr:`generator_density`)."""
-        if isinstance(self.sampler, UGANSampler):
-            return self.sampler.rsample_and_log_density(num_samples, context)
-        if isinstance(self.sampler, ConditionalMAF):
-            return self.sampler.rsample_and_log_prob(num_samples, context)
-        raise ValueError(f"the sampler {type(self.sampler).__name__} has no log-density")
+        method = self._own_density()
+        if method is None:
+            raise ValueError(f"the sampler {type(self.sampler).__name__} has no log-density")
+        return method(num_samples, context)
 
     def sample_actions(self, obs: PyTorchObs, num_samples: int) -> Tensor:
         """K actions per state from the sampler: ``(B, K, d)`` in (-1, 1)."""
