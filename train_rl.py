@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not tear the checkpoint
         path = save("last")
+        recorder.pause()
         print(f"interrupted at step {model.num_timesteps}; checkpoint {path} (resume with --resume {path})",
               file=sys.stderr)
         status = 130

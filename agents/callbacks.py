@@ -345,6 +345,7 @@ class EvalRecorder(EvalCallback):
     ``evals.json`` = ``{"algo", "seed", "evals": [[step, mean return], ...], "wall": [training seconds
     at each eval], "seconds", "steps"}``. Training seconds exclude evaluation and saving, so they
     compare wall cost per env step across algorithms. A sweep or benchmark reads ``evals.json``.
+    :meth:`pause` (at an interrupt) adds ``"paused_at": [step, seconds]``, which a resume from that step reads.
 
     :param run_dir: the run's folder.
     :param label: the algorithm's name in ``evals.json`` (e.g. ``softq-ugan``, ``sac``).
@@ -366,7 +367,24 @@ class EvalRecorder(EvalCallback):
             self.record.update(evals=[old["evals"][i] for i in keep], wall=[wall[i] for i in keep if i < len(wall)])
             self.record["seconds"] = self.record["wall"][-1] if self.record["wall"] else 0.0
             self.record["steps"] = self.record["evals"][-1][0] if self.record["evals"] else 0
+            paused = old.get("paused_at")
+            if paused and paused[0] == resume_step:  # the seconds from the last eval to the checkpoint count too
+                self.record["seconds"] = float(paused[1])
         self._mark = 0.0
+
+    def pause(self) -> None:
+        """Note in ``evals.json`` the step and training seconds at an interrupt, next to ``last.zip``, so that
+        a run resumed from that checkpoint counts the seconds between the last evaluation and the interrupt."""
+        if not self._mark:  # interrupted before training started: nothing to add
+            return
+        step, seconds = int(self.model.num_timesteps), self.record["seconds"] + time.perf_counter() - self._mark
+        self._write(dict(self.record, paused_at=[step, round(seconds, 3)]))
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_name("evals.tmp.json")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, self.file)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -394,8 +412,6 @@ class EvalRecorder(EvalCallback):
             self.record["evals"].append([step, float(self.last_mean_reward)])
             self.record["wall"].append(round(self.record["seconds"], 3))
             self.record["steps"] = step
-            tmp = self.file.with_name("evals.tmp.json")
-            tmp.write_text(json.dumps(self.record, indent=1))
-            os.replace(tmp, self.file)
+            self._write(self.record)
             self._mark = time.perf_counter()
         return keep_going

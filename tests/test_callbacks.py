@@ -187,3 +187,28 @@ def test_grid_checkpoint_keeps_the_step_grid_after_a_resume(tmp_path):
     model.learn(150, callback=GridCheckpoint(100, str(tmp_path), name_prefix="run"), reset_num_timesteps=False)
     saved = sorted(int(p.stem.split("_")[1]) for p in tmp_path.glob("run_*_steps.zip"))
     assert saved == [100, 200, 300]
+
+
+def test_eval_recorder_counts_the_seconds_up_to_an_interrupt_on_resume(tmp_path):
+    """A run paused at 150 (evals every 100) and resumed from there starts its training seconds from the pause,
+    not from the 100-step evaluation, so the steps in between are not counted without their seconds."""
+    import json
+
+    import gymnasium as gym
+
+    from agents.callbacks import EvalRecorder
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=1000, policy_kwargs=dict(net_arch=[8]), seed=0)
+
+    def recorder(resume_step=None):
+        return EvalRecorder(gym.make("Pendulum-v1"), tmp_path, "sac", 0, eval_freq=100, n_eval_episodes=1,
+                            checkpoint=False, resume_step=resume_step)
+
+    first = recorder()
+    model.learn(150, callback=first)
+    first.pause()
+    saved = json.loads((tmp_path / "evals.json").read_text())
+    step, seconds = saved["paused_at"]
+    assert step == 150 and seconds > saved["wall"][-1] > 0.0
+    assert recorder(resume_step=150).record["seconds"] == seconds
+    assert recorder(resume_step=120).record["seconds"] == saved["wall"][-1]  # a checkpoint from elsewhere

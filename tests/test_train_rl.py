@@ -117,6 +117,7 @@ def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
 
     stopped_at = SoftQ.load(last).num_timesteps
     assert 0 < stopped_at < 100000
+    assert json.loads((run_dir / "evals.json").read_text())["paused_at"][0] == stopped_at  # its seconds, for resume
     r = subprocess.run(CMD + ["--steps", str(stopped_at + 150), "--resume", str(last), *args],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
