@@ -1,6 +1,7 @@
 """Where the SoftQ-UGAN training step spends its time, beside SoftQ-SVGD's and SB3 SAC's (issue 4, item 4).
 
     python benchmarks/profile_softq.py                 # Swimmer-v4, 200 gradient steps each, one thread
+    python benchmarks/profile_softq.py --preset --agents ugan sac --no-profile   # train_rl.py's Swimmer defaults
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -29,6 +30,8 @@ def main() -> None:
     p.add_argument("--agents", nargs="+", default=["ugan", "svgd", "sac"],
                    help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
+    p.add_argument("--preset", action="store_true",
+                   help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
     args = p.parse_args()
     torch.set_num_threads(1)
     from stable_baselines3 import SAC
@@ -38,10 +41,17 @@ def main() -> None:
 
     env = make_env("Swimmer-v4", seed=0)
     for name in args.agents:
-        if name == "sac":
+        sampler, _, delay = name.partition("/")
+        if args.preset:
+            from train_rl import default_model
+
+            model = default_model("Swimmer-v4", env, sampler if sampler in ("sac", "td3") else f"softq-{sampler}", 0, 150_000)
+            model.learning_starts = 300
+            if delay and hasattr(model, "policy_delay"):
+                model.policy_delay = int(delay)
+        elif name == "sac":
             model = SAC("MlpPolicy", env, learning_starts=300, gamma=0.999, seed=0)
         else:
-            sampler, _, delay = name.partition("/")
             model = SoftQ("MlpPolicy", env, sampler=sampler, learning_starts=300, gamma=0.999, reward_scale=10.0, seed=0,
                           policy_delay=int(delay or 1))
         model.learn(400)
