@@ -133,3 +133,11 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
     bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "200"],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "no separate MAF bridge" in bad.stderr
+
+
+def test_profile_softq_times_the_swimmer_presets():
+    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "--gradient-steps", "4", "--no-profile")
+    lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
+    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2"]
+    assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
+    assert "ugan/2" in lines[1] and "(batch 256)" in lines[1]  # the preset's batch, not SoftQ's default 128
