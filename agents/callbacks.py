@@ -321,9 +321,9 @@ class ActionDensityCallback(BaseCallback):
 def _count_from_the_model(callback: BaseCallback) -> None:
     """Count a callback's calls from the model's clock, not from this ``learn()`` call.
 
-    SB3's periodic callbacks fire when ``n_calls % freq == 0``, and ``n_calls`` restarts at each ``learn()``.
-    A run resumed at step 149,061 would then fire at 159,061 instead of 150,000, on the same grid as an
-    uninterrupted run.
+    SB3's periodic callbacks fire when ``n_calls % freq == 0``, and ``n_calls`` restarts at each ``learn()``, so a
+    run resumed at step 149,061 with ``freq`` 10,000 would fire at 159,061. Counted from the model, it fires at
+    150,000, on the same grid as an uninterrupted run.
     """
     callback.n_calls = callback.model.num_timesteps // callback.training_env.num_envs
 
