@@ -24,6 +24,7 @@ from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, preprocess_obs
 from torch import Tensor, nn
 
+from softq_ugan.cli import write_json
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
 
 from .critics import boltzmann_target, critic_q_min, q_min
@@ -381,10 +382,7 @@ class EvalRecorder(EvalCallback):
         self._write(dict(self.record, paused_at=[step, round(seconds, 3)]))
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name("evals.tmp.json")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, self.file)
+        write_json(self.file, record)
 
     @property
     def checkpoint_path(self) -> Path:

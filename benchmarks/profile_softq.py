@@ -38,7 +38,12 @@ def main() -> None:
 
     from agents import SoftQ
     from envs import make_env
+    from softq_ugan.cli import fail
 
+    for name in args.agents:
+        sampler, _, delay = name.partition("/")
+        if delay and (sampler in ("sac", "td3") or not delay.isdigit() or int(delay) < 1):
+            fail(f"--agents {name}: /N (a policy delay N >= 1) applies to a SoftQ sampler only, e.g. ugan/2")
     env = make_env("Swimmer-v4", seed=0)
     for name in args.agents:
         sampler, _, delay = name.partition("/")
@@ -47,7 +52,7 @@ def main() -> None:
 
             model = default_model("Swimmer-v4", env, sampler if sampler in ("sac", "td3") else f"softq-{sampler}", 0, 150_000)
             model.learning_starts = 300
-            if delay and hasattr(model, "policy_delay"):
+            if delay:
                 model.policy_delay = int(delay)
         elif name == "sac":
             model = SAC("MlpPolicy", env, learning_starts=300, gamma=0.999, seed=0)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.cli import write_json  # noqa: E402
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -82,8 +83,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
         model.save_replay_buffer(run_dir / "replay_buffer.tmp.pkl")
         os.replace(run_dir / "model.tmp.zip", ckpt)
         os.replace(run_dir / "replay_buffer.tmp.pkl", buffer)
-        (run_dir / "evals.tmp.json").write_text(json.dumps(log, indent=1))
-        os.replace(run_dir / "evals.tmp.json", log_file)
+        write_json(log_file, log)
     return log
 
 
@@ -181,9 +181,7 @@ def run_on_ray(todo: list[tuple[str, int]], args: argparse.Namespace, run_root: 
     sweep_dir = run(spec, args.ray_out, args.address, args.jobs)
     for t in load_sweep(sweep_dir):
         if (t["algo"], t["seed"]) in todo:
-            dest = run_root / f"{t['algo']}_{t['seed']}"
-            dest.mkdir(parents=True, exist_ok=True)
-            (dest / "evals.json").write_text(json.dumps(t["record"], indent=1))
+            write_json(run_root / f"{t['algo']}_{t['seed']}" / "evals.json", t["record"])
             print(f"{t['algo']} seed {t['seed']}: last eval {t['record']['evals'][-1][1]:.1f} at "
                   f"{t['record']['steps']} in {t['record']['seconds']:.0f}s", flush=True)
 

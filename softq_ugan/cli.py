@@ -1,15 +1,30 @@
-"""What every command line of the project shares: one-line errors on bad input."""
+"""What every command line of the project shares: one-line errors on bad input, result files that an interrupt
+cannot leave half-written."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` on stderr and exit with ``code`` (2: bad command-line input)."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
+    """Write ``record`` as JSON to ``path`` through a temporary file and a rename, so that a run killed mid-write
+    leaves the previous file whole (the runs and benchmarks resume from what their JSON says)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp.write_text(json.dumps(record, indent=indent))
+    os.replace(tmp, path)
 
 
 def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from softq_ugan.cli import fail
+from softq_ugan.cli import fail, write_json
 
 # search-space keys → train_rl.py flags; which algorithms each applies to
 PARAMS: dict[str, str] = {
@@ -363,8 +363,7 @@ def run_trial(config: dict) -> None:
     trial = Trial(t["trial_id"], t["env"], t["algo"], t["seed"], t["params"], t["config"])
     storage = Path(config["storage"]) / trial.trial_id  # write beside Tune's own files when storage is local
     trial_dir = storage if storage.parent.is_dir() else Path(tune.get_context().get_trial_dir())
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "trial.json").write_text(json.dumps(dict(t, steps=config["steps"]), indent=1))
+    write_json(trial_dir / "trial.json", dict(t, steps=config["steps"]))
     run_dir = trial_dir / trial.run_subdir()
     argv = trial.argv(config["steps"], config["eval_every"], config["eval_episodes"])
     checkpoint = tune.get_checkpoint()

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -141,3 +143,11 @@ def test_profile_softq_times_the_swimmer_presets():
     assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
     assert "ugan/2" in lines[1] and "(batch 256)" in lines[1]  # the preset's batch, not SoftQ's default 128
+
+
+@pytest.mark.parametrize("agent", ["sac/2", "ugan/0", "ugan/x"])
+def test_profile_softq_refuses_a_policy_delay_it_cannot_apply(agent):
+    r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", "--preset", "--agents", "ugan", agent],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
+    assert f"--agents {agent}: /N" in r.stderr and "ms per gradient step" not in r.stdout  # refused before any timing

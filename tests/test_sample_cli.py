@@ -1,4 +1,5 @@
-"""The sampling command line as a user runs it: files written, errors in one line, Ctrl-C keeps results."""
+"""The sampling command line as a user runs it: files written, errors in one line, Ctrl-C keeps results; the
+result-file writer every command line shares."""
 
 import json
 import re
@@ -62,3 +63,16 @@ def test_interrupt_still_writes_results(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["interrupted"] and 0 < m["steps"] < 100000
     assert (out / "samples.png").exists()
+
+
+def test_write_json_replaces_whole_files_only(tmp_path):
+    from softq_ugan.cli import write_json
+
+    path = tmp_path / "run" / "evals.json"  # the folder does not exist yet
+    write_json(path, {"evals": [[10, 1.5]]})
+    write_json(path, {"evals": [[10, 1.5], [20, 2.5]]})
+    assert json.loads(path.read_text()) == {"evals": [[10, 1.5], [20, 2.5]]}
+    with pytest.raises(TypeError):  # a record that cannot be written leaves the last whole file in place
+        write_json(path, {"evals": object()})
+    assert json.loads(path.read_text()) == {"evals": [[10, 1.5], [20, 2.5]]}
+    assert [p.name for p in path.parent.iterdir()] == ["evals.json"]  # no temporary file left beside it
