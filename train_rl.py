@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from softq_ugan.cli import fail
@@ -214,11 +215,12 @@ def build_model(args: argparse.Namespace, env):
     return model, recorded
 
 
-def default_model(env_id: str, env, algo: str, seed: int, steps: int):
-    """The model ``train_rl.py --env <env_id> --seed <seed> --steps <steps>`` builds for ``algo`` ("softq-<sampler>",
-    "sac", "td3") with no other flag: benchmarks run exactly the command line's defaults."""
-    flags = ["--sampler", algo.removeprefix("softq-")] if algo.startswith("softq-") else ["--algo", algo]
-    args = build_parser().parse_args(["--env", env_id, "--seed", str(seed), "--steps", str(steps), *flags])
+def default_model(env_id: str, env, algo: str, seed: int, steps: int, flags: Sequence[str] = ()):
+    """The model ``train_rl.py --env <env_id> --seed <seed> --steps <steps> [flags]`` builds for ``algo``
+    ("softq-<sampler>", "sac", "td3"): benchmarks run exactly the command line's defaults (no ``flags``)."""
+    algo_flags = ["--sampler", algo.removeprefix("softq-")] if algo.startswith("softq-") else ["--algo", algo]
+    args = build_parser().parse_args(["--env", env_id, "--seed", str(seed), "--steps", str(steps), *algo_flags, *flags])
+    validate(args)
     return build_model(args, env)[0]
 
 

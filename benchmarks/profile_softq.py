@@ -2,6 +2,7 @@
 
     python benchmarks/profile_softq.py                 # Swimmer-v4, 200 gradient steps each, one thread
     python benchmarks/profile_softq.py --preset --agents ugan sac --no-profile   # train_rl.py's Swimmer defaults
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -32,6 +33,8 @@ def main() -> None:
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
+    p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
+                   help="with --preset: K samples per state in each SoftQ agent's sampler update (train_rl.py's flag)")
     args = p.parse_args()
     torch.set_num_threads(1)
     from stable_baselines3 import SAC
@@ -40,6 +43,8 @@ def main() -> None:
     from envs import make_env
     from softq_ugan.cli import fail
 
+    if args.sampler_particles is not None and not args.preset:
+        fail("--sampler-particles applies with --preset only")
     for name in args.agents:
         sampler, _, delay = name.partition("/")
         if delay and (sampler in ("sac", "td3") or not delay.isdigit() or int(delay) < 1):
@@ -50,10 +55,11 @@ def main() -> None:
         if args.preset:
             from train_rl import default_model
 
-            model = default_model("Swimmer-v4", env, sampler if sampler in ("sac", "td3") else f"softq-{sampler}", 0, 150_000)
+            softq = sampler not in ("sac", "td3")
+            flags = [*(["--policy-delay", delay] if delay else []),
+                     *(["--sampler-particles", str(args.sampler_particles)] if softq and args.sampler_particles else [])]
+            model = default_model("Swimmer-v4", env, f"softq-{sampler}" if softq else sampler, 0, 150_000, flags)
             model.learning_starts = 300
-            if delay:
-                model.policy_delay = int(delay)
         elif name == "sac":
             model = SAC("MlpPolicy", env, learning_starts=300, gamma=0.999, seed=0)
         else:
@@ -63,7 +69,9 @@ def main() -> None:
         start = time.perf_counter()
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
-        print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size})", flush=True)
+        k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
+        per_state = f", {k} sample{'s' * (k != 1)} per state in the sampler step" if k is not None else ""  # the U-GAN's and MAF's
+        print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size}{per_state})", flush=True)
         if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()
             profile.enable()

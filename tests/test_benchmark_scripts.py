@@ -138,11 +138,29 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
 
 
 def test_profile_softq_times_the_swimmer_presets():
-    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "--gradient-steps", "4", "--no-profile")
+    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "--gradient-steps", "4",
+            "--no-profile")
     lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
-    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2"]
+    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
-    assert "ugan/2" in lines[1] and "(batch 256)" in lines[1]  # the preset's batch, not SoftQ's default 128
+    assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
+    # the preset's batch (not SoftQ's default 128) and its 4 samples per state
+    assert all("(batch 256, 4 samples per state in the sampler step)" in line for line in lines[1:])
+
+
+def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
+    """What profile_softq's /N and --sampler-particles do: train_rl.default_model with the command line's flags."""
+    sys.path.insert(0, str(ROOT))
+    import train_rl
+    from envs import make_env
+
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
+                                   ["--policy-delay", "2", "--sampler-particles", "1"])
+    assert model.policy_delay == 2 and model.sampler_trainer.config.batch_size == 1
+    assert model.batch_size == 256  # the rest of the preset stays
+    r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", "--agents", "ugan", "--sampler-particles", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "--sampler-particles applies with --preset only" in r.stderr
 
 
 @pytest.mark.parametrize("agent", ["sac/2", "ugan/0", "ugan/x"])
