@@ -57,7 +57,7 @@ def main() -> None:
 
             softq = sampler not in ("sac", "td3")
             flags = [*(["--policy-delay", delay] if delay else []),
-                     *(["--sampler-particles", str(args.sampler_particles)] if softq and args.sampler_particles else [])]
+                     *(["--sampler-particles", str(args.sampler_particles)] if softq and args.sampler_particles is not None else [])]
             model = default_model("Swimmer-v4", env, f"softq-{sampler}" if softq else sampler, 0, 150_000, flags)
             model.learning_starts = 300
         elif name == "sac":
