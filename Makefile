@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	# two workers, one thread each (tests/conftest.py puts the slow tests first)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal tests
+	# two workers, one thread each (tests/conftest.py puts the slow tests first); the ten slowest are listed at the end
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=10 tests
 
 train: $(STAMP)
 	# a short Swimmer-v4 run (a few minutes on 2 cores); the full default is 200k steps

