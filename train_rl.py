@@ -65,7 +65,7 @@ def presets_text() -> str:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay", "sampler_particles")
+              "policy_delay", "sampler_particles", "sampler_batch_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
                    help="samples per state in each U-GAN/MAF sampler update (default 8 or a preset's)")
+    p.add_argument("--sampler-batch-size", type=int, default=None, metavar="N",
+                   help="states of each Q minibatch that the sampler update uses (default 64, at most --batch-size)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -135,7 +137,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
-                 "policy_delay", "sampler_particles"):
+                 "policy_delay", "sampler_particles", "sampler_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.net_arch is not None and min(args.net_arch) <= 0:
@@ -198,6 +200,8 @@ def build_model(args: argparse.Namespace, env):
 
     if pick("batch_size") is not None:
         common["batch_size"] = pick("batch_size")
+    if args.sampler_batch_size is not None:
+        common["sampler_batch_size"] = args.sampler_batch_size
     net_arch = {} if pick("net_arch") is None else dict(net_arch=list(pick("net_arch")))
     sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0") if pick(k) is not None}
     if pick("sampler_particles") is not None:
@@ -209,7 +213,11 @@ def build_model(args: argparse.Namespace, env):
                   policy_delay=pick("policy_delay"), **common)
     policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
+    if args.sampler_batch_size is not None and args.sampler_batch_size > model.batch_size:
+        raise ValueError(f"--sampler-batch-size {args.sampler_batch_size} exceeds the Q minibatch ({model.batch_size}) "
+                         "that it takes its states from")
     recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch}
+    recorded["sampler_batch_size"] = min(model.sampler_batch_size, model.batch_size)  # the states each update uses
     if "batch_size" in sampler_kwargs:  # not under "batch_size", which is the minibatch of the Q updates
         recorded["sampler_particles"] = sampler_kwargs["batch_size"]
     return model, recorded

@@ -64,7 +64,8 @@ class SoftQ(OffPolicyAlgorithm):
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
         y-space) or "generator" (the sampler's own samples and density: exact for the MAF policy and a one-way
         generator, the estimate log ν + D for the U-GAN).
-    :param sampler_batch_size: states of each batch used for the sampler update (K particles each).
+    :param sampler_batch_size: states of each batch used for the sampler update (K particles each; the whole batch
+        when it has fewer).
     :param policy_delay: update the sampler after every ``policy_delay``-th Q update (TD3's delay; 1: every one).
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
@@ -111,6 +112,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"value_particles must be >= 1, got {value_particles}")
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
+        if sampler_batch_size < 1:
+            raise ValueError(f"sampler_batch_size must be >= 1, got {sampler_batch_size}")
         learned, initial_temperature = parse_temperature(temperature)
         if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
             raise ValueError(f"target_entropy must be a number or 'auto', got {target_entropy!r}")

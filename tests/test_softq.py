@@ -109,6 +109,23 @@ def test_policy_delay_updates_the_sampler_every_nth_q_update(delay):
         SoftQ("MlpPolicy", "Pendulum-v1", policy_delay=0)
 
 
+@pytest.mark.parametrize("sampler_batch_size, states", [(16, 16), (64, 32)])  # SMALL's minibatch is 32
+def test_sampler_update_takes_its_states_from_the_q_minibatch(sampler_batch_size, states):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, sampler_batch_size=sampler_batch_size, **SMALL)
+    trainer, contexts = model.sampler_trainer, []
+    update = trainer.update
+
+    def recorded(log_prob, context):
+        contexts.append(tuple(context.shape))
+        return update(log_prob, context)
+
+    trainer.update = recorded
+    model.learn(60)  # 10 Q updates after learning_starts=50
+    assert contexts == [(states, 3)] * 10  # Pendulum's 3-D observation as each state's context
+    with pytest.raises(ValueError, match="sampler_batch_size must be >= 1"):
+        SoftQ("MlpPolicy", "Pendulum-v1", sampler_batch_size=0)
+
+
 @pytest.mark.parametrize("sampler", ["ugan", "maf", "ugan-oneway"])  # the update's own log-densities (ugan: log ν + D)
 @pytest.mark.parametrize("target, direction", [(-5.0, -1), (5.0, +1)])
 def test_learned_temperature_moves_toward_the_target_entropy(target, direction, sampler):

@@ -88,6 +88,10 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
     (["--sampler", "svgd", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
+    (["--sampler-batch-size", "0"], "--sampler-batch-size must be positive, got 0"),
+    (["--algo", "sac", "--sampler-batch-size", "32"], "--sampler-batch-size applies to --algo softq only"),
+    (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
+     "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path, capsys):
     # in-process (train_rl.main is what the script runs); the next test runs one of them as a user does
@@ -222,3 +226,9 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
     assert (config["temperature"], config["proposal"], config["net_arch"], config["sampler_particles"]) == (
         0.5, "uniform", [64, 64], 2)
     assert model.log_temperature is None and model.policy.sampler_trainer.config.batch_size == 2
+    assert config["sampler_batch_size"] == 64 == model.sampler_batch_size  # SoftQ's default: 64 of the 256 states
+    model, config = build("Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "256", "--sampler-particles", "1")
+    assert model.sampler_batch_size == 256 and config["sampler_batch_size"] == 256
+    assert model.policy.sampler_trainer.config.batch_size == 1
+    model, config = build("MultiGoal-v0", "--sampler", "ugan", "--batch-size", "32")
+    assert config["sampler_batch_size"] == 32  # the whole minibatch when it is smaller than the default 64
