@@ -3,6 +3,7 @@
     python benchmarks/profile_softq.py                 # Swimmer-v4, 200 gradient steps each, one thread
     python benchmarks/profile_softq.py --preset --agents ugan sac --no-profile   # train_rl.py's Swimmer defaults
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
+    python benchmarks/profile_softq.py --preset --agents sac ugan --sampler-particles 1 --sampler-batch-size 256 --no-profile
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -35,6 +36,8 @@ def main() -> None:
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
                    help="with --preset: K samples per state in each SoftQ agent's sampler update (train_rl.py's flag)")
+    p.add_argument("--sampler-batch-size", type=int, default=None, metavar="N",
+                   help="with --preset: N states of each minibatch in each SoftQ agent's sampler update (train_rl.py's flag)")
     args = p.parse_args()
     torch.set_num_threads(1)
     from stable_baselines3 import SAC
@@ -43,8 +46,9 @@ def main() -> None:
     from envs import make_env
     from softq_ugan.cli import fail
 
-    if args.sampler_particles is not None and not args.preset:
-        fail("--sampler-particles applies with --preset only")
+    for flag in ("sampler_particles", "sampler_batch_size"):
+        if getattr(args, flag) is not None and not args.preset:
+            fail(f"--{flag.replace('_', '-')} applies with --preset only")
     for name in args.agents:
         sampler, _, delay = name.partition("/")
         if delay and (sampler in ("sac", "td3") or not delay.isdigit() or int(delay) < 1):
@@ -56,8 +60,10 @@ def main() -> None:
             from train_rl import default_model
 
             softq = sampler not in ("sac", "td3")
-            flags = [*(["--policy-delay", delay] if delay else []),
-                     *(["--sampler-particles", str(args.sampler_particles)] if softq and args.sampler_particles is not None else [])]
+            flags = ["--policy-delay", delay] if delay else []
+            for flag in ("sampler_particles", "sampler_batch_size"):  # train_rl.py's flags, checked there
+                if softq and getattr(args, flag) is not None:
+                    flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             model = default_model("Swimmer-v4", env, f"softq-{sampler}" if softq else sampler, 0, 150_000, flags)
             model.learning_starts = 300
         elif name == "sac":
@@ -70,7 +76,9 @@ def main() -> None:
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
         k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
-        per_state = f", {k} sample{'s' * (k != 1)} per state in the sampler step" if k is not None else ""  # the U-GAN's and MAF's
+        states = min(getattr(model, "sampler_batch_size", model.batch_size), model.batch_size)
+        per_state = (f", {k} sample{'s' * (k != 1)} per state of {states} in the sampler step"  # the U-GAN's and MAF's
+                     if k is not None else "")
         print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size}{per_state})", flush=True)
         if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()

@@ -145,7 +145,7 @@ def test_profile_softq_times_the_swimmer_presets():
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
     assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
     # the preset's batch (not SoftQ's default 128) and its 4 samples per state
-    assert all("(batch 256, 4 samples per state in the sampler step)" in line for line in lines[1:])
+    assert all("(batch 256, 4 samples per state of 64 in the sampler step)" in line for line in lines[1:])
 
 
 def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
@@ -164,6 +164,9 @@ def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
     r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", "--preset", "--agents", "ugan", "--sampler-particles",
                         "0"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "--sampler-particles must be positive, got 0" in r.stderr  # not the preset's 4, quietly
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
+                                   ["--sampler-batch-size", "256"])
+    assert model.sampler_batch_size == 256 and model.sampler_trainer.config.batch_size == 4
 
 
 @pytest.mark.parametrize("agent", ["sac/2", "ugan/0", "ugan/x"])
