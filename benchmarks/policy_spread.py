@@ -1,12 +1,19 @@
 """How far a U-GAN SoftQ checkpoint's MAF bridge is from its generator, at states of its own replay buffer.
 
     python benchmarks/policy_spread.py runs/recipe_ugan_k4/Swimmer-v4/ugan_10 --steps 50000 100000 150000
+    python benchmarks/policy_spread.py benchmarks/results/swimmer_ugan/softq-ugan_0/model.zip
 
 For each saved step (``checkpoints/<sampler>_<step>_steps.zip`` and its replay buffer, as ``train_rl.py`` writes
 them): the per-state standard deviation of actions drawn from the generator and from the bridge, the target
 critic's min Q̄ at each and at the buffer's own actions, and the mean reward of the sampled transitions. The bridge
 is the soft value's proposal and the temperature's entropy gauge with ``--proposal bridge``; this says how well it
 stands in for the policy.
+
+A second table checks the U-GAN's density estimate log ρ̂ = log ν + D (VA §3.2), which the learned temperature and
+the soft value read with ``--proposal generator``: at a few states, the gauge −E[log ν + D] at the generator's
+samples against two estimates that need samples only, the Kozachenko-Leonenko kNN entropy and the entropy of the
+Gaussian with the samples' covariance (an upper bound). All in y-space (before the tanh). A checkpoint .zip (such
+as a benchmark's ``model.zip``) is read with its replay buffer beside it.
 """
 
 from __future__ import annotations
@@ -18,22 +25,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
 
-def spread(run: Path, step: int, states: int, samples: int, seed: int) -> dict[str, float]:
-    import torch
 
+def load(run: Path, step: int | None):
+    """The SoftQ checkpoint of ``run`` at ``step`` (``run`` a train_rl.py run folder), or ``run`` itself (a .zip),
+    with its replay buffer loaded; refused without a separate MAF bridge."""
     from agents import SoftQ
 
-    ckpts = run / "checkpoints"
-    matches = sorted(ckpts.glob(f"*_{step}_steps.zip"))
-    if not matches:
-        raise FileNotFoundError(f"{ckpts}: no checkpoint for step {step}")
-    model = SoftQ.load(matches[0], device="cpu")
-    name = matches[0].name.removesuffix(f"_{step}_steps.zip")
-    model.load_replay_buffer(ckpts / f"{name}_replay_buffer_{step}_steps.pkl")
-    p = model.policy
-    if p.proposal_flow is None or p.proposal_flow is p.sampler:
+    if run.suffix == ".zip":
+        buffers = [run.with_name(f"{run.stem}_replay_buffer.pkl"), run.with_name("replay_buffer.pkl")]
+        if not run.is_file():
+            raise FileNotFoundError(f"{run}: no such checkpoint")
+        model = SoftQ.load(run, device="cpu")
+    else:
+        ckpts = run / "checkpoints"
+        matches = sorted(ckpts.glob(f"*_{step}_steps.zip"))
+        if not matches:
+            raise FileNotFoundError(f"{ckpts}: no checkpoint for step {step}")
+        model = SoftQ.load(matches[0], device="cpu")
+        name = matches[0].name.removesuffix(f"_{step}_steps.zip")
+        buffers = [ckpts / f"{name}_replay_buffer_{step}_steps.pkl"]
+    buffer = next((b for b in buffers if b.is_file()), None)
+    if buffer is None:
+        raise FileNotFoundError(f"{run}: no replay buffer beside it ({', '.join(b.name for b in buffers)})")
+    model.load_replay_buffer(buffer)
+    if model.policy.proposal_flow is None or model.policy.proposal_flow is model.policy.sampler:
         raise ValueError(f"{run}: the {model.sampler} sampler has no separate MAF bridge")
+    return model
+
+
+def spread(model, states: int, samples: int, seed: int) -> dict[str, float]:
+    import torch
+
+    p = model.policy
     torch.manual_seed(seed)
     data = model.replay_buffer.sample(states)
     obs = data.observations
@@ -43,33 +68,70 @@ def spread(run: Path, step: int, states: int, samples: int, seed: int) -> dict[s
         a_b = torch.tanh(p.proposal_flow.rsample(samples, c).clamp(-10, 10))
         q = {k: p.q_min(obs, a, target=True).mean().item()
              for k, a in (("generator", a_g), ("bridge", a_b), ("buffer", data.actions.unsqueeze(1)))}
-    return dict(step=step, std_generator=a_g.std(1).mean().item(), std_bridge=a_b.std(1).mean().item(),
+    return dict(step=model.num_timesteps, std_generator=a_g.std(1).mean().item(), std_bridge=a_b.std(1).mean().item(),
                 q_generator=q["generator"], q_bridge=q["bridge"], q_buffer=q["buffer"],
                 reward_per_1k=1000 * data.rewards.mean().item())
 
 
+def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, float]:
+    """The U-GAN's entropy gauge −E[log ν + D] at its generator's samples against sample-only entropies (y-space),
+    each the mean over ``states`` replay states of ``samples`` samples each."""
+    import torch
+
+    from softq_ugan.metrics import gaussian_entropy_bound, knn_entropy
+
+    p = model.policy
+    torch.manual_seed(seed)
+    obs = model.replay_buffer.sample(states).observations
+    with torch.no_grad():
+        c = p.context(obs)
+        y = p.sampler.rsample(samples, c)
+        log_nu, d = p.sampler.bridge.log_prob(y, c), p.sampler.log_ratio(y, c)
+        y_nu = p.sampler.bridge.rsample(samples, c)  # ν's own entropy two ways: a check of the kNN estimate
+        return dict(step=model.num_timesteps, gauge=-(log_nu + d).mean().item(), mean_d=d.mean().item(),
+                    knn=knn_entropy(y).mean().item(), gaussian=gaussian_entropy_bound(y).mean().item(),
+                    bridge_exact=-p.sampler.bridge.log_prob(y_nu, c).mean().item(),
+                    bridge_knn=knn_entropy(y_nu).mean().item())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", type=Path, help="a train_rl.py run folder with checkpoints/")
-    p.add_argument("--steps", type=int, nargs="+", required=True, help="checkpoint steps to read")
+    p.add_argument("run", type=Path, help="a train_rl.py run folder with checkpoints/, or a checkpoint .zip")
+    p.add_argument("--steps", type=int, nargs="+", help="checkpoint steps to read (a run folder)")
     p.add_argument("--states", type=int, default=512, help="replay states (default 512)")
     p.add_argument("--samples", type=int, default=64, help="actions per state from each (default 64)")
+    p.add_argument("--entropy-states", type=int, default=16, help="replay states of the entropy check (default 16)")
+    p.add_argument("--entropy-samples", type=int, default=2000,
+                   help="samples per state of the entropy check (default 2000; the kNN estimate needs many)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.run.suffix != ".zip" and not args.steps:
+        fail(f"{args.run}: a run folder needs --steps (or give a checkpoint .zip)")
+    if min(args.states, args.samples, args.entropy_states) < 1 or args.entropy_samples < 10:
+        fail("--states, --samples and --entropy-states must be >= 1, --entropy-samples >= 10")
     import torch
 
     torch.set_num_threads(1)
+    try:
+        models = [load(args.run, step) for step in (args.steps or [None])]
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
     print(f"{args.run}: {args.states} replay states, {args.samples} actions per state\n")
     print("| step | action std, generator | action std, bridge | Q̄ at generator | Q̄ at bridge | Q̄ at buffer | reward × 1000 |")
     print("|---|---|---|---|---|---|---|")
-    for step in args.steps:
-        try:
-            r = spread(args.run, step, args.states, args.samples, args.seed)
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    for model in models:
+        r = spread(model, args.states, args.samples, args.seed)
         print(f"| {r['step']} | {r['std_generator']:.3f} | {r['std_bridge']:.3f} | {r['q_generator']:.1f} | "
               f"{r['q_bridge']:.1f} | {r['q_buffer']:.1f} | {r['reward_per_1k']:.1f} |")
+    print(f"\nEntropy in y-space (nats), mean over {args.entropy_states} replay states of {args.entropy_samples} samples "
+          "each: the U-GAN's gauge −E[log ν + D] at the generator's samples, against sample-only estimates\n")
+    print("| step | generator: gauge −E[log ν + D] | mean D | kNN entropy | Gaussian bound | gauge − kNN | "
+          "bridge: −E log ν | bridge: kNN |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model in models:
+        r = entropy_check(model, args.entropy_states, args.entropy_samples, args.seed)
+        print(f"| {r['step']} | {r['gauge']:.2f} | {r['mean_d']:+.3f} | {r['knn']:.2f} | {r['gaussian']:.2f} | "
+              f"{r['gauge'] - r['knn']:+.2f} | {r['bridge_exact']:.2f} | {r['bridge_knn']:.2f} |")
     return 0
 
 

@@ -3,6 +3,8 @@
 * :func:`mmd2` -- unbiased RBF-kernel MMD² with the median (or a scaled median) bandwidth,
 * :func:`mode_stats` -- per-mode mass, modes covered and %HQ (VEEGAN / OW Table 1 definitions),
 * :func:`ess` -- normalized effective sample size of importance weights, from log-weights,
+* :func:`knn_entropy` -- Kozachenko-Leonenko k-nearest-neighbour entropy from samples alone (no density),
+* :func:`gaussian_entropy_bound` -- the entropy of the Gaussian with the samples' covariance (an upper bound),
 * :func:`evaluate_samples` -- all of the above against fresh ground-truth draws.
 """
 
@@ -13,7 +15,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["mmd2", "median_bandwidth", "mode_stats", "ess", "evaluate_samples"]
+__all__ = ["mmd2", "median_bandwidth", "mode_stats", "ess", "knn_entropy", "gaussian_entropy_bound", "evaluate_samples"]
 
 _MEDIAN_MAX_POINTS = 1000  # pooled points used to estimate the median bandwidth
 _MEDIAN_SEED = 0
@@ -140,6 +142,41 @@ def ess(log_weights, dim: int = -1) -> Tensor:
     lw = lw - torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # shift: no cancellation
     log_ess = 2.0 * torch.logsumexp(lw, dim=dim) - torch.logsumexp(2.0 * lw, dim=dim)
     return torch.exp(log_ess - math.log(n))  # Kish ESS / n
+
+
+def _as_batched_samples(name: str, x) -> Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim < 2 or x.shape[-2] < 2:
+        raise ValueError(f"{name}: expected samples of shape (..., N, d) with N >= 2, got {tuple(x.shape)}")
+    return x.double()  # distances of nearby points and log-determinants of thin covariances need the precision
+
+
+def knn_entropy(x, k: int = 5) -> Tensor:
+    """Kozachenko-Leonenko estimate of the differential entropy (nats) of the law of ``x`` (..., N, d), one per
+    leading index: H ≈ ψ(N) − ψ(k) + log V_d + (d/N) Σ_i log ε_i, with ε_i the distance from x_i to its k-th nearest
+    neighbour and V_d the volume of the unit d-ball. It needs samples only, so it checks a density estimate;
+    repeated points give −inf (a degenerate law)."""
+    x = _as_batched_samples("knn_entropy", x)
+    n, d = x.shape[-2:]
+    if not 1 <= k < n:
+        raise ValueError(f"knn_entropy: k must be in [1, N), got k={k} with N={n}")
+    dist = torch.cdist(x, x)
+    dist.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
+    eps = dist.topk(k, dim=-1, largest=False).values[..., -1]
+    log_unit_ball = 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
+    digamma = torch.special.digamma
+    return (digamma(torch.tensor(float(n), dtype=x.dtype)) - digamma(torch.tensor(float(k), dtype=x.dtype))
+            + log_unit_ball + d * eps.log().mean(-1))
+
+
+def gaussian_entropy_bound(x) -> Tensor:
+    """½ log det(2πe Σ̂) for the sample covariance Σ̂ of ``x`` (..., N, d): the entropy of a Gaussian with that
+    covariance, which no law with that covariance exceeds."""
+    x = _as_batched_samples("gaussian_entropy_bound", x)
+    centred = x - x.mean(-2, keepdim=True)
+    cov = centred.transpose(-1, -2) @ centred / (x.shape[-2] - 1)
+    d = x.shape[-1]
+    return 0.5 * (d * math.log(2 * math.pi * math.e) + torch.logdet(cov))
 
 
 def evaluate_samples(x, target, n_ref: int = 2000, repeats: int = 3, seed: int = 0) -> dict:

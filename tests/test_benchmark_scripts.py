@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end in a tiny configuration (issue 4): a few hundred steps, one seed."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,8 @@ def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
 
 def test_policy_spread_measures_generator_and_bridge(tmp_path):
     """benchmarks/policy_spread.py on a saved U-GAN SoftQ: a generator made constant (last layer zeroed) has action
-    spread 0, the bridge keeps its own; a sampler without a separate bridge is a one-line error."""
+    spread 0 and entropy −inf, the bridge keeps its own; the entropy check's kNN estimate agrees with the bridge's
+    exact entropy; a sampler without a separate bridge, or a run folder without --steps, is a one-line error."""
     import torch
 
     from agents import SoftQ
@@ -129,12 +131,27 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
                 last.weight.zero_(), last.bias.fill_(0.5)
         model.save(ckpts / f"{sampler}_{100 if sampler == 'ugan' else 200}_steps.zip")
         model.save_replay_buffer(ckpts / f"{sampler}_replay_buffer_{100 if sampler == 'ugan' else 200}_steps.pkl")
-    r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "100", "--states", "16", "--samples", "8")
-    row = r.stdout.strip().splitlines()[-1].strip("|").split("|")
-    assert int(row[0]) == 100 and float(row[1]) == 0.0 and float(row[2]) > 0.05, r.stdout
-    bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "200"],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "no separate MAF bridge" in bad.stderr
+    r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "100", "--states", "16", "--samples", "8",
+            "--entropy-states", "2", "--entropy-samples", "50")
+    rows = [line.strip("|").split("|") for line in r.stdout.splitlines() if line.startswith("| 100 |")]
+    assert float(rows[0][1]) == 0.0 and float(rows[0][2]) > 0.05, r.stdout
+    assert float(rows[1][3]) == float(rows[1][4]) == -math.inf, r.stdout  # a point mass: kNN and Gaussian entropy −inf
+    for args, expected in ((["--steps", "200"], "no separate MAF bridge"), ([], "a run folder needs --steps")):
+        bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run"), *args],
+                             capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and expected in bad.stderr, bad.stderr
+    # a checkpoint .zip with replay_buffer.pkl beside it (benchmarks/swimmer.py's layout): the bridge's exact entropy
+    # and its kNN estimate agree, and the generator's kNN entropy stays under its Gaussian bound
+    model = SoftQ("MlpPolicy", "Swimmer-v4", sampler="ugan", learning_starts=50, batch_size=32, seed=0,
+                  policy_kwargs=dict(net_arch=[32, 32]))
+    model.learn(100)
+    model.save(tmp_path / "bench" / "model.zip")
+    model.save_replay_buffer(tmp_path / "bench" / "replay_buffer.pkl")
+    r = run("benchmarks/policy_spread.py", str(tmp_path / "bench" / "model.zip"), "--states", "16", "--samples", "8",
+            "--entropy-states", "4", "--entropy-samples", "1500")
+    step, gauge, mean_d, knn, bound, gap, bridge_exact, bridge_knn = map(float, r.stdout.strip().splitlines()[-1].strip("|").split("|"))
+    assert step == 100 and abs(bridge_exact - bridge_knn) < 0.1 and knn < bound + 0.05, r.stdout
+    assert gap == pytest.approx(gauge - knn, abs=0.011), r.stdout
 
 
 def test_profile_softq_times_the_swimmer_presets():

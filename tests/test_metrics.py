@@ -1,4 +1,5 @@
-"""Tests of softq_ugan.metrics (MMD², mode statistics, ESS, evaluate_samples) and softq_ugan.plots."""
+"""Tests of softq_ugan.metrics (MMD², mode statistics, ESS, entropy from samples, evaluate_samples) and
+softq_ugan.plots."""
 
 import math
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from softq_ugan.metrics import ess, evaluate_samples, mmd2, mode_stats
+from softq_ugan.metrics import ess, evaluate_samples, gaussian_entropy_bound, knn_entropy, mmd2, mode_stats
 from softq_ugan.targets import make_target
 
 
@@ -165,3 +166,23 @@ def test_plots_reject_non_2d(tmp_path):
         plot_samples(Fake3D(), torch.zeros(5, 3), tmp_path / "a.png")
     with pytest.raises(ValueError, match="2-D"):
         plot_snapshots(Fake3D(), [(0, torch.zeros(5, 3))], tmp_path / "b.png")
+
+
+def test_entropy_from_samples_matches_closed_forms():
+    """Kozachenko-Leonenko against a thin correlated Gaussian (½ log det(2πe Σ)) and the unit square (0), batched;
+    the Gaussian bound is exact for the Gaussian and above the square's entropy (its own: ½ log((2πe/12)²))."""
+    torch.manual_seed(0)
+    scale = torch.tensor([[0.5, 0.0], [0.3, 0.05]])  # x = L z: Σ = L Lᵀ, log det Σ = 2 log |det L|
+    x = torch.randn(3, 4000, 2) @ scale.T
+    exact = math.log(2 * math.pi * math.e) + math.log(0.5 * 0.05)
+    assert knn_entropy(x).shape == (3,)
+    assert torch.allclose(knn_entropy(x), torch.full((3,), exact, dtype=torch.float64), atol=0.05)
+    assert torch.allclose(gaussian_entropy_bound(x), torch.full((3,), exact, dtype=torch.float64), atol=0.05)
+    square = torch.rand(2000, 2)
+    assert abs(knn_entropy(square).item()) < 0.08  # the estimator's boundary bias on a box is small but positive
+    assert gaussian_entropy_bound(square).item() == pytest.approx(math.log(2 * math.pi * math.e / 12), abs=0.05)
+    assert knn_entropy(torch.zeros(10, 2)).item() == -math.inf  # a point mass: degenerate
+    with pytest.raises(ValueError, match="k must be in"):
+        knn_entropy(square[:5], k=5)
+    with pytest.raises(ValueError, match="expected samples of shape"):
+        knn_entropy(torch.zeros(5))
