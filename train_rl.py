@@ -217,7 +217,7 @@ def build_model(args: argparse.Namespace, env):
         raise ValueError(f"--sampler-batch-size {args.sampler_batch_size} exceeds the Q minibatch ({model.batch_size}) "
                          "that it takes its states from")
     recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch}
-    recorded["sampler_batch_size"] = min(model.sampler_batch_size, model.batch_size)  # the states each update uses
+    recorded["sampler_batch_size"] = model.sampler_states  # the states each update uses
     if "batch_size" in sampler_kwargs:  # not under "batch_size", which is the minibatch of the Q updates
         recorded["sampler_particles"] = sampler_kwargs["batch_size"]
     return model, recorded

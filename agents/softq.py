@@ -156,6 +156,12 @@ class SoftQ(OffPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
+    @property
+    def sampler_states(self) -> int:
+        """States of each minibatch that the sampler update uses: ``sampler_batch_size``, or the whole minibatch
+        when it has fewer."""
+        return min(self.sampler_batch_size, self.batch_size)
+
     def _setup_model(self) -> None:
         super()._setup_model()
         self._create_aliases()
@@ -270,7 +276,7 @@ class SoftQ(OffPolicyAlgorithm):
             mean_log_pi = None
             if (self._n_updates + i + 1) % self.policy_delay == 0:
                 trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
-                stats, mean_log_pi = self._update_sampler(data.observations[: self.sampler_batch_size])
+                stats, mean_log_pi = self._update_sampler(data.observations[: self.sampler_states])
             if self.log_temperature is not None:
                 stats_t = self._update_temperature(data.observations, mean_log_pi)
                 for key, value in stats_t.items():

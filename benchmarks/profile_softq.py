@@ -25,6 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train_rl.py's flags of the same names
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gradient-steps", type=int, default=200)
@@ -46,7 +49,7 @@ def main() -> None:
     from envs import make_env
     from softq_ugan.cli import fail
 
-    for flag in ("sampler_particles", "sampler_batch_size"):
+    for flag in PRESET_FLAGS:
         if getattr(args, flag) is not None and not args.preset:
             fail(f"--{flag.replace('_', '-')} applies with --preset only")
     for name in args.agents:
@@ -61,7 +64,7 @@ def main() -> None:
 
             softq = sampler not in ("sac", "td3")
             flags = ["--policy-delay", delay] if delay else []
-            for flag in ("sampler_particles", "sampler_batch_size"):  # train_rl.py's flags, checked there
+            for flag in PRESET_FLAGS:  # train_rl.py's flags, checked there
                 if softq and getattr(args, flag) is not None:
                     flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             model = default_model("Swimmer-v4", env, f"softq-{sampler}" if softq else sampler, 0, 150_000, flags)
@@ -76,9 +79,8 @@ def main() -> None:
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
         k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
-        states = min(getattr(model, "sampler_batch_size", model.batch_size), model.batch_size)
-        per_state = (f", {k} sample{'s' * (k != 1)} per state of {states} in the sampler step"  # the U-GAN's and MAF's
-                     if k is not None else "")
+        per_state = (f", {k} sample{'s' * (k != 1)} per state of {model.sampler_states} in the sampler step"
+                     if k is not None else "")  # the U-GAN's and MAF's
         print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size}{per_state})", flush=True)
         if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()
