@@ -80,9 +80,6 @@ def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, floa
 
     from softq_ugan.metrics import gaussian_entropy_bound, knn_entropy
 
-    def knn(y):  # one state at a time: N × N distances, not states × N × N
-        return torch.stack([knn_entropy(row) for row in y]).mean().item()
-
     p = model.policy
     torch.manual_seed(seed)
     obs = model.replay_buffer.sample(states).observations
@@ -92,8 +89,9 @@ def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, floa
         log_nu, d = p.sampler.bridge.log_prob(y, c), p.sampler.log_ratio(y, c)
         y_nu = p.sampler.bridge.rsample(samples, c)  # ν's own entropy two ways: a check of the kNN estimate
         return dict(step=model.num_timesteps, gauge=-(log_nu + d).mean().item(), mean_d=d.mean().item(),
-                    knn=knn(y), gaussian=gaussian_entropy_bound(y).mean().item(),
-                    bridge_exact=-p.sampler.bridge.log_prob(y_nu, c).mean().item(), bridge_knn=knn(y_nu))
+                    knn=knn_entropy(y).mean().item(), gaussian=gaussian_entropy_bound(y).mean().item(),
+                    bridge_exact=-p.sampler.bridge.log_prob(y_nu, c).mean().item(),
+                    bridge_knn=knn_entropy(y_nu).mean().item())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,18 +155,23 @@ def knn_entropy(x, k: int = 5) -> Tensor:
     """Kozachenko-Leonenko estimate of the differential entropy (nats) of the law of ``x`` (..., N, d), one per
     leading index: H ≈ ψ(N) − ψ(k) + log V_d + (d/N) Σ_i log ε_i, with ε_i the distance from x_i to its k-th nearest
     neighbour and V_d the volume of the unit d-ball. It needs samples only, so it checks a density estimate;
-    repeated points give −inf (a degenerate law)."""
+    repeated points give −inf (a degenerate law). Leading indices are taken one at a time (N × N distances each)."""
     x = _as_batched_samples("knn_entropy", x)
     n, d = x.shape[-2:]
     if not 1 <= k < n:
         raise ValueError(f"knn_entropy: k must be in [1, N), got k={k} with N={n}")
-    dist = torch.cdist(x, x)
-    dist.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
-    eps = dist.topk(k, dim=-1, largest=False).values[..., -1]
+
+    def mean_log_eps(rows: Tensor) -> Tensor:
+        dist = torch.cdist(rows, rows)
+        dist.fill_diagonal_(float("inf"))
+        return dist.topk(k, dim=-1, largest=False).values[:, -1].log().mean()
+
+    flat = x.reshape(-1, n, d)
+    log_eps = torch.stack([mean_log_eps(rows) for rows in flat]).reshape(x.shape[:-2])
     log_unit_ball = 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
     digamma = torch.special.digamma
     return (digamma(torch.tensor(float(n), dtype=x.dtype)) - digamma(torch.tensor(float(k), dtype=x.dtype))
-            + log_unit_ball + d * eps.log().mean(-1))
+            + log_unit_ball + d * log_eps)
 
 
 def gaussian_entropy_bound(x) -> Tensor:
