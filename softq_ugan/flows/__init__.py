@@ -2,12 +2,13 @@
 one-way flow generator (OW)."""
 
 from softq_ugan.flows.couplings import FLOWS, NICE, CouplingFlow, RealNVP, make_flow
-from softq_ugan.flows.maf import ConditionalMAF, ConditionedMAF
+from softq_ugan.flows.maf import ConditionalMAF, ConditionedMAF, ShiftedFlow
 from softq_ugan.flows.oneway import OneWayGenerator, exact_logabsdet, jvp_logabsdet, log_partition
 
 __all__ = [
     "ConditionalMAF",
     "ConditionedMAF",
+    "ShiftedFlow",
     "CouplingFlow",
     "NICE",
     "RealNVP",

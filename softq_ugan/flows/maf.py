@@ -204,3 +204,47 @@ class ConditionedMAF:
 
     def rsample(self, num_samples: int = 1) -> Tensor:
         return self.maf.rsample(num_samples, self.context)
+
+
+class ShiftedFlow(nn.Module):
+    """ν(x|c) = ν₀(x − m(c) | c): a conditional flow ν₀ whose samples are moved by a location m(c) given from outside.
+
+    The shift is a function of the context alone, taken without gradient, so the Jacobian of x ↦ x − m(c) is 1 and
+    log ν = log ν₀ at the shifted point. The U-GAN's anchored bridge uses the generator's zero-noise output as m(c):
+    ν₀ then models only each state's spread around it, which the amortized fit follows far better than the absolute
+    location when the per-state laws are thin (swimmer_tuning.md, "the anchored bridge"). ``shift`` maps a context ``(B, c)``
+    (or None) to ``(B, d)`` (or ``(1, d)``); it is kept as a plain callable, not a submodule, so that its parameters
+    are neither this module's nor saved twice.
+    """
+
+    def __init__(self, flow: ConditionalMAF, shift) -> None:
+        super().__init__()
+        self.flow, self.features = flow, flow.features
+        self.__dict__["_shift"] = shift  # not registered: the generator belongs to its owner
+
+    def location(self, context: Tensor | None) -> Tensor:
+        """m(c) without gradient: ``(B, 1, d)`` for a context ``(B, c)``, ``(1, d)`` without one."""
+        with torch.no_grad():
+            m = self._shift(context)
+        return m if context is None else m.unsqueeze(1)
+
+    def _shifted(self, x: Tensor, context: Tensor | None) -> Tensor:
+        m = self.location(context)
+        return x - (m.squeeze(1) if x.ndim == 2 and context is not None else m)
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """log ν(x|c) = log ν₀(x − m(c) | c); shapes as :meth:`ConditionalMAF.log_prob`."""
+        self.flow._check(x, context)
+        return self.flow.log_prob(self._shifted(x, context), context)
+
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Samples m(c) + x₀, x₀ ~ ν₀(·|c), and their log-density (that of x₀); shapes as the MAF's."""
+        x0, log_prob = self.flow.rsample_and_log_prob(num_samples, context)
+        return x0 + self.location(context), log_prob
+
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.rsample_and_log_prob(num_samples, context)[0]
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.rsample(num_samples, context)
