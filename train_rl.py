@@ -65,7 +65,7 @@ def presets_text() -> str:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay", "sampler_particles", "sampler_batch_size")
+              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per state in each U-GAN/MAF sampler update (default 8 or a preset's)")
     p.add_argument("--sampler-batch-size", type=int, default=None, metavar="N",
                    help="states of each Q minibatch that the sampler update uses (default 64, at most --batch-size)")
+    p.add_argument("--bridge-anchor", action=argparse.BooleanOptionalAction, default=None,
+                   help="U-GAN samplers: anchor the MAF bridge at the generator's zero-noise output, "
+                        "ν(a|s) = ν0(a − G(0; s) | s) (default off or a preset's)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -166,6 +169,8 @@ def validate(args: argparse.Namespace) -> None:
         fail("--schedule and --lambda0 apply to the U-GAN and MAF samplers, not svgd")
     if args.sampler_particles is not None and args.sampler == "svgd":
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
+    if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
+        fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
 
@@ -203,7 +208,7 @@ def build_model(args: argparse.Namespace, env):
     if args.sampler_batch_size is not None:
         common["sampler_batch_size"] = args.sampler_batch_size
     net_arch = {} if pick("net_arch") is None else dict(net_arch=list(pick("net_arch")))
-    sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0") if pick(k) is not None}
+    sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0", "bridge_anchor") if pick(k) is not None}
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

@@ -90,6 +90,8 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
     (["--sampler-batch-size", "0"], "--sampler-batch-size must be positive, got 0"),
     (["--algo", "sac", "--sampler-batch-size", "32"], "--sampler-batch-size applies to --algo softq only"),
+    (["--sampler", "maf", "--bridge-anchor"], "--bridge-anchor applies to the U-GAN samplers, not maf"),
+    (["--algo", "sac", "--bridge-anchor"], "--bridge-anchor applies to --algo softq only"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
      "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
 ])
