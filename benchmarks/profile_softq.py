@@ -4,6 +4,7 @@
     python benchmarks/profile_softq.py --preset --agents ugan sac --no-profile   # train_rl.py's Swimmer defaults
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
     python benchmarks/profile_softq.py --preset --agents sac ugan --sampler-particles 1 --sampler-batch-size 256 --no-profile
+    python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -33,7 +34,8 @@ def main() -> None:
     p.add_argument("--gradient-steps", type=int, default=200)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--agents", nargs="+", default=["ugan", "svgd", "sac"],
-                   help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2)")
+                   help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2); with --preset, "
+                        "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
@@ -54,6 +56,8 @@ def main() -> None:
             fail(f"--{flag.replace('_', '-')} applies with --preset only")
     for name in args.agents:
         sampler, _, delay = name.partition("/")
+        if sampler.endswith("+anchor") and not (args.preset and sampler.startswith("ugan")):
+            fail(f"--agents {name}: +anchor applies to a U-GAN sampler with --preset only, e.g. ugan+anchor")
         if delay and (sampler in ("sac", "td3") or not delay.isdigit() or int(delay) < 1):
             fail(f"--agents {name}: /N (a policy delay N >= 1) applies to a SoftQ sampler only, e.g. ugan/2")
     env = make_env("Swimmer-v4", seed=0)
@@ -63,7 +67,8 @@ def main() -> None:
             from train_rl import default_model
 
             softq = sampler not in ("sac", "td3")
-            flags = ["--policy-delay", delay] if delay else []
+            sampler, anchor, _ = sampler.partition("+anchor")
+            flags = (["--policy-delay", delay] if delay else []) + (["--bridge-anchor"] if anchor else [])
             for flag in PRESET_FLAGS:  # train_rl.py's flags, checked there
                 if softq and getattr(args, flag) is not None:
                     flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
