@@ -192,3 +192,19 @@ def test_profile_softq_refuses_a_policy_delay_it_cannot_apply(agent):
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
     assert f"--agents {agent}: /N" in r.stderr and "ms per gradient step" not in r.stdout  # refused before any timing
+
+
+def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewhere():
+    sys.path.insert(0, str(ROOT))
+    import train_rl
+    from envs import make_env
+    from softq_ugan.flows import ConditionalMAF, ShiftedFlow
+
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, ["--bridge-anchor"])
+    assert isinstance(model.sampler_trainer.sampler.bridge, ShiftedFlow)  # what ugan+anchor builds
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, [])
+    assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # the preset stays unanchored
+    for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
+        r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 2 and "+anchor applies to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
