@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from softq_ugan.cli import write_json  # noqa: E402
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_notes import NOTES, write_report  # noqa: E402  (hand-written notes survive a rerun)
+
 RESULTS = ROOT / "benchmarks" / "results"
 ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
 
@@ -46,8 +49,10 @@ def settings(model) -> dict:
     return {k: getattr(model, k) for k in keys if isinstance(getattr(model, k, None), (int, float, str))}
 
 
-def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) -> dict:
-    """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps."""
+def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jobs: int = 1) -> dict:
+    """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps. Each call is a
+    sitting, recorded in the log's ``sittings`` (date, first and last step, training seconds, ``jobs`` = processes
+    the benchmark ran at a time), so the report can tell a same-sitting cost from one pieced together."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from stable_baselines3 import SAC, TD3
@@ -70,14 +75,19 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path) ->
     else:
         model, log = make_model(algo, env, seed, steps), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
         log["settings"] = settings(model)
+    sitting = dict(date=time.strftime("%Y-%m-%d %H:%M"), start=int(model.num_timesteps), end=int(model.num_timesteps),
+                   seconds=0.0, jobs=jobs)
+    if model.num_timesteps < steps:
+        log.setdefault("sittings", []).append(sitting)
     while model.num_timesteps < steps:
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
         start = time.perf_counter()
         model.learn(chunk, reset_num_timesteps=False)
         log["seconds"] += time.perf_counter() - start
+        sitting["seconds"] += time.perf_counter() - start
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         log["evals"].append([int(model.num_timesteps), float(mean)])
-        log["steps"] = int(model.num_timesteps)
+        log["steps"] = sitting["end"] = int(model.num_timesteps)
         # write-then-rename, so a run killed mid-save (end of a sitting) resumes from the previous checkpoint
         model.save(run_dir / "model.tmp.zip")
         model.save_replay_buffer(run_dir / "replay_buffer.tmp.pkl")
@@ -134,16 +144,29 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     return lines + [""]
 
 
-def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps: int = 150_000) -> str:
+def sittings_cell(log: dict) -> str:
+    """A run's sittings: ``0-40k: 36.2 s (2 jobs, 2026-12-02 21:03); 40k-150k: ...``, per 1,000 steps of each."""
+    def k(n: int) -> str:
+        return f"{n // 1000}k" if n and n % 1000 == 0 else f"{n:,}"
+
+    parts = [f"{k(s['start'])}-{k(s['end'])}: {1000 * s['seconds'] / max(s['end'] - s['start'], 1):.1f} s "
+             f"({s['jobs']} job{'s' * (s['jobs'] != 1)}, {s['date']})" for s in log.get("sittings", []) if s["end"] > s["start"]]
+    return "; ".join(parts) or "not recorded (ran before sittings were)"
+
+
+def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000) -> str:
     runs = load_runs(run_root, algos)
     shown = list(runs)
     stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
     steps_seen = sorted({s for a in shown for s in stats[a]})
     lines = [
         "# Swimmer-v4: SoftQ samplers against SB3\n",
+        NOTES + "\n",
         f"Command: `{command}`\n",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process, {jobs} processes at a "
-        f"time. Deterministic eval return over 5 episodes. Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process; how many processes ran "
+        "at a time, in each sitting of each run, is in the last table (runs resumed across sittings, or beside other "
+        "work, do not give a same-sitting cost). Deterministic eval return over 5 episodes. "
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         *summary(runs, shown, steps),
         "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",
         *[f"- {a}: " + "; ".join(sorted({", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
@@ -156,11 +179,13 @@ def report(run_root: Path, algos: list[str], command: str, jobs: int = 2, steps:
     ]
     for s in steps_seen:
         lines.append(f"| {s} | " + " | ".join(median_iqr(stats[a].get(s, [])) for a in shown) + " |")
-    lines += ["", "| algorithm | seed | steps | first step with eval ≥ 300 | wall s per 1,000 env steps |", "|---|---|---|---|---|"]
+    lines += ["", "| algorithm | seed | steps | first step with eval ≥ 300 | wall s per 1,000 env steps | sittings: s per 1k |",
+              "|---|---|---|---|---|---|"]
     for a in shown:
         for log in runs[a]:
             first = next((t for t, v in log["evals"] if v >= 300), None)
-            lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} | {per_1k(log):.1f} |")
+            lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} | {per_1k(log):.1f} "
+                         f"| {sittings_cell(log)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -219,13 +244,14 @@ def main() -> None:
             run_on_ray(todo, args, run_root)
             todo = []
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}"): (a, s) for a, s in todo}
+            futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}",
+                                   min(args.jobs, len(todo))): (a, s) for a, s in todo}
             for f in as_completed(futures):
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
                       f"in {log['seconds']:.0f}s", flush=True)
-    text = report(run_root, args.algos, command, args.jobs, args.steps)
-    (RESULTS / f"{args.name}.md").write_text(text + f"\n![curves]({args.name}.png)\n")
+    text = report(run_root, args.algos, command, args.steps)
+    text = write_report(RESULTS / f"{args.name}.md", text + f"\n![curves]({args.name}.png)\n")
     figure(run_root, args.algos, RESULTS / f"{args.name}.png")
     print(text)
 

@@ -31,8 +31,14 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     assert (ugan["temperature"], ugan["proposal"], ugan["policy_delay"]) == ("auto", "generator", 1)  # train_rl's preset
     assert "- softq-ugan: gamma=0.999, reward_scale=1.0, temperature=auto, proposal=generator, policy_delay=1" in text
     assert (tmp_path / "swimmer.png").stat().st_size > 5000
+    sitting = json.loads((tmp_path / "swimmer" / "sac_0" / "evals.json").read_text())["sittings"]
+    assert [(x["start"], x["end"], x["jobs"]) for x in sitting] == [(0, 400, 1)] and sitting[0]["seconds"] > 0
+    assert "| 0-400: " in text and "(1 job, " in text  # the per-run sittings column
+    (tmp_path / "swimmer.md").write_text(text.replace("<!-- notes -->\n", "<!-- notes -->\nseed 0 ran alone\n"))
     again = run(*args)
     assert "0 runs to do" in again.stdout
+    assert "seed 0 ran alone" in (tmp_path / "swimmer.md").read_text()  # hand-written notes survive a rerun
+    assert len(json.loads((tmp_path / "swimmer" / "sac_0" / "evals.json").read_text())["sittings"]) == 1
 
 
 def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
