@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from softq_ugan.baselines import MAFRKL, MAFRKLConfig
 from softq_ugan.flows import ConditionalMAF
+from softq_ugan.nets import adam
 from softq_ugan.svgd import SVGD, SVGDConfig, SVGDSampler
 from softq_ugan.ugan import UGAN, UGANConfig, UGANSampler
 
@@ -165,7 +166,10 @@ class SoftQPolicy(BasePolicy):
         self.critic, self.critic_target = make_critic().to(self.device), make_critic().to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.set_training_mode(False)
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        if self.optimizer_class is torch.optim.Adam and not {"fused", "foreach"} & self.optimizer_kwargs.keys():
+            self.critic.optimizer = adam(self.critic.parameters(), lr_schedule(1), **self.optimizer_kwargs)  # fused
+        else:
+            self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
         kwargs = {**RL_DEFAULTS.get(self.sampler_name, {}), **self.sampler_kwargs}
         self.sampler, self.sampler_trainer = SAMPLERS[self.sampler_name](

@@ -49,9 +49,15 @@ def standard_normal_log_prob(z: Tensor) -> Tensor:
     return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 
-def adam(params: Iterable[Tensor], lr: float) -> torch.optim.Adam:
-    """Adam with the multi-tensor (foreach) kernel, which torch does not pick by default on CPU."""
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+def adam(params: Iterable[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
+    """Adam with torch's fused kernel, or the multi-tensor (foreach) one where the device has no fused kernel; torch
+    picks neither by default on CPU. Same update; on the U-GAN's small networks the fused step is about 4× faster
+    than foreach and 6× faster than the default (profile_softq.md, session 16)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+    except RuntimeError:  # a device without a fused Adam kernel
+        return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
 
 
 def check_finite(name: str, value: float, step: int) -> float:

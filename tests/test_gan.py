@@ -265,3 +265,26 @@ def test_config_validation():
         DAEScoreConfig(features=2, sigma=0.0)
     with pytest.raises(ValueError, match="sigma"):
         dae_loss(DAE(2), torch.zeros(3, 2), sigma=-1.0)
+
+
+def test_adam_helper_is_fused_and_takes_the_adam_step():
+    """nets.adam (every trainer's optimizer): the fused kernel on CPU, and the update of torch's plain Adam."""
+    from softq_ugan.nets import adam
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    start = a.weight.detach().clone()
+    fast, plain = adam(a.parameters(), 1e-2), torch.optim.Adam(b.parameters(), lr=1e-2)
+    assert fast.defaults["fused"]
+    x = torch.randn(16, 5)
+    for opt, net in ((fast, a), (plain, b)):
+        for step in range(5):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            if step == 0 and net is a:
+                g = a.weight.grad.clone()
+            opt.step()
+            if step == 0 and net is a:  # Adam's first step: −lr · g / (|g| + eps), about lr per coordinate
+                assert torch.allclose(a.weight - start, -1e-2 * g / (g.abs() + 1e-8), atol=1e-6)
+    assert torch.allclose(a.weight, b.weight, atol=1e-6) and torch.allclose(a.bias, b.bias, atol=1e-6)

@@ -61,6 +61,16 @@ def test_save_load_gives_equal_predictions(tmp_path):
         assert a.keys() == b.keys() and all(torch.equal(a[k]["exp_avg"], b[k]["exp_avg"]) for k in a)
     stoch, _ = loaded.predict(obs, deterministic=False)
     assert stoch.shape == before.shape
+    assert loaded.critic.optimizer.defaults["fused"] and loaded.critic.optimizer.state_dict()["state"]  # fused Adam
+
+
+def test_critic_optimizer_is_fused_adam_unless_the_user_says_otherwise():
+    assert SoftQ("MlpPolicy", "Pendulum-v1", **SMALL).critic.optimizer.defaults["fused"]
+    small = {k: v for k, v in SMALL.items() if k != "policy_kwargs"}
+    mine = SoftQ("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(optimizer_kwargs=dict(foreach=True)), **small)
+    assert mine.critic.optimizer.defaults["foreach"] and not mine.critic.optimizer.defaults["fused"]
+    rms = SoftQ("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(optimizer_class=torch.optim.RMSprop), **small)
+    assert isinstance(rms.critic.optimizer, torch.optim.RMSprop)
 
 
 def test_maf_policy_save_load_and_deterministic_best_of_k(tmp_path):
