@@ -3,6 +3,7 @@
     python benchmarks/swimmer.py                                   # 3 seeds × 150k steps, 2 jobs
     python benchmarks/swimmer.py --algos softq-ugan sac td3 --seeds 0 --steps 20000
     python benchmarks/swimmer.py --report-only
+    python benchmarks/swimmer.py --name swimmer_anchor --algos softq-ugan --flags=--bridge-anchor   # a variant
 
 Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
 deterministic 5-episode eval return every ``--eval-every`` steps and the wall seconds of training so
@@ -36,11 +37,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
 
 
-def make_model(algo: str, env, seed: int, steps: int):
-    """A fresh run as ``train_rl.py`` builds it by default; its replay buffer holds every step, not a million slots."""
+def make_model(algo: str, env, seed: int, steps: int, flags: list[str] = ()):
+    """A fresh run as ``train_rl.py [flags]`` builds it (its defaults without ``flags``, which apply to SoftQ runs
+    only); its replay buffer holds every step, not a million slots."""
     from train_rl import default_model
 
-    return default_model("Swimmer-v4", env, algo, seed, steps)
+    return default_model("Swimmer-v4", env, algo, seed, steps, list(flags) if algo.startswith("softq") else [])
 
 
 def settings(model) -> dict:
@@ -49,7 +51,8 @@ def settings(model) -> dict:
     return {k: getattr(model, k) for k in keys if isinstance(getattr(model, k, None), (int, float, str))}
 
 
-def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jobs: int = 1) -> dict:
+def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jobs: int = 1,
+            flags: list[str] = ()) -> dict:
     """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps. Each call is a
     sitting, recorded in the log's ``sittings`` (date, first and last step, training seconds, ``jobs`` = processes
     the benchmark ran at a time), so the report can tell a same-sitting cost from one pieced together."""
@@ -73,8 +76,10 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         model = cls.load(ckpt, env=env)
         model.load_replay_buffer(buffer)
     else:
-        model, log = make_model(algo, env, seed, steps), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
+        model, log = make_model(algo, env, seed, steps, flags), dict(algo=algo, seed=seed, evals=[], seconds=0.0)
         log["settings"] = settings(model)
+        if flags and algo.startswith("softq"):
+            log["flags"] = list(flags)
     sitting = dict(date=time.strftime("%Y-%m-%d %H:%M"), start=int(model.num_timesteps), end=int(model.num_timesteps),
                    seconds=0.0, jobs=jobs)
     if model.num_timesteps < steps:
@@ -169,8 +174,10 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         *summary(runs, shown, steps),
         "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",
-        *[f"- {a}: " + "; ".join(sorted({", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
-                                         else "not recorded (runs started before settings were)" for log in runs[a]}))
+        *[f"- {a}: " + "; ".join(sorted({(", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
+                                          else "not recorded (runs started before settings were)")
+                                         + (f"; train_rl.py flags: `{' '.join(log['flags'])}`" if log.get("flags") else "")
+                                         for log in runs[a]}))
           for a in shown],
         "",
         "Median [25%, 75%] over seeds at each checkpoint:\n",
@@ -226,7 +233,11 @@ def main() -> None:
                    help="local: a process pool here; ray: the runs as a Ray Tune sweep (pip install -e '.[sweep]')")
     p.add_argument("--address", default=None, help="with --backend ray: the cluster to join (default: local Ray)")
     p.add_argument("--ray-out", default=str(ROOT / "runs" / "sweeps"), help="with --backend ray: sweep folders")
+    p.add_argument("--flags", default="", metavar="'FLAGS'",
+                   help="train_rl.py flags for the SoftQ runs, e.g. --flags=--bridge-anchor (give the variant its "
+                        "own --name; a run keeps the flags it started with)")
     args = p.parse_args()
+    flags = args.flags.split()
     RESULTS = Path(args.results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.steps <= 0 or args.eval_every <= 0:
@@ -235,6 +246,20 @@ def main() -> None:
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/swimmer.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     todo = [(a, s) for s in args.seeds for a in args.algos]  # seed by seed, so a partial benchmark compares
+    if not args.report_only:
+        from softq_ugan.cli import fail
+        from train_rl import build_parser, validate
+
+        if flags and args.backend == "ray":
+            fail("--flags runs on the local backend only")
+        for a in (a for a in args.algos if flags and a.startswith("softq")):  # train_rl.py's checks, before any run
+            validate(build_parser().parse_args(["--env", "Swimmer-v4", "--sampler", a.removeprefix("softq-"), *flags]))
+        for a, s in todo:  # one results folder, one variant: a run resumes with the flags it started with
+            log_file = run_root / f"{a}_{s}" / "evals.json"
+            started = json.loads(log_file.read_text()).get("flags", []) if log_file.exists() else list(flags)
+            if a.startswith("softq") and started != flags:
+                fail(f"{a} seed {s} in {run_root} started with flags {' '.join(started) or 'none'}, not "
+                     f"{' '.join(flags) or 'none'}: give this variant another --name")
     if not args.report_only:
         todo = [(a, s) for a, s in todo
                 if not ((run_root / f"{a}_{s}" / "evals.json").exists()
@@ -245,7 +270,7 @@ def main() -> None:
             todo = []
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}",
-                                   min(args.jobs, len(todo))): (a, s) for a, s in todo}
+                                   min(args.jobs, len(todo)), flags): (a, s) for a, s in todo}
             for f in as_completed(futures):
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "

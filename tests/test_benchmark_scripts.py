@@ -41,6 +41,28 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     assert len(json.loads((tmp_path / "swimmer" / "sac_0" / "evals.json").read_text())["sittings"]) == 1
 
 
+def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path):
+    """--flags: train_rl.py flags for the SoftQ runs (SAC keeps the zoo's), recorded, refused if a run started without."""
+    args = ["benchmarks/swimmer.py", "--algos", "softq-ugan", "sac", "--seeds", "0", "--steps", "200", "--eval-every",
+            "200", "--jobs", "1", "--results", str(tmp_path), "--name", "anchor"]
+    run(*args, "--flags=--bridge-anchor")
+    ugan = json.loads((tmp_path / "anchor" / "softq-ugan_0" / "evals.json").read_text())
+    assert ugan["flags"] == ["--bridge-anchor"] and "flags" not in json.loads(
+        (tmp_path / "anchor" / "sac_0" / "evals.json").read_text())
+    assert "train_rl.py flags: `--bridge-anchor`" in (tmp_path / "anchor.md").read_text()
+    sys.path.insert(0, str(ROOT))
+    from agents import SoftQ
+    from softq_ugan.flows import ShiftedFlow
+
+    assert isinstance(SoftQ.load(tmp_path / "anchor" / "softq-ugan_0" / "model.zip").sampler_trainer.sampler.bridge,
+                      ShiftedFlow)  # the checkpoint a rerun resumes from is the anchored model
+    for extra, message in (([], "started with flags --bridge-anchor, not none: give this variant another --name"),
+                           (["--flags=--bridge-anchor", "--algos", "softq-maf"], "--bridge-anchor applies to the U-GAN")):
+        r = subprocess.run([sys.executable, *args[:-2], "--name", "anchor", "--steps", "400", *extra],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert r.returncode == 2 and message in r.stderr and "runs to do" not in r.stdout, r.stderr[-2000:]
+
+
 def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
     """A run stopped during its cheap warm-up would drag the median cost down; it counts only while none finished."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
