@@ -60,7 +60,8 @@ class UGANConfig:
     """Anchor the bridge at the generator's zero-noise output: ν(x|c) = ν₀(x − G(0; c) | c), the shift taken without
     gradient (a density for any G). ν₀ then fits each context's spread, not its location. In
     Swimmer's U-GAN preset this cut the excess of the density gauge −E[log ν + D] over the policy's kNN entropy from
-    1.2-4.3 nats to 0.2-0.5 (swimmer_tuning.md, "the anchored bridge")."""
+    1.2-4.3 nats to 0.2-0.5 (swimmer_tuning.md, "the anchored bridge"); the returns there were no better, so it is
+    off by default."""
     critic: bool = True
     """Use the critic (the paper's U-GAN). False drops D: generator loss log ν(G) − (1+λ) log u(G)."""
     critic_steps: int = 1
