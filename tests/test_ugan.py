@@ -36,7 +36,9 @@ def test_ugan_nma_covers_both_kidney_modes():
     train(trainer, target.log_prob, 1200)
     m = evaluate_samples(trainer.sample(2000), target, seed=1)
     assert all(0.3 <= mass <= 0.7 for mass in m["mode_mass"]), m
-    assert m["mmd2"] <= 0.005, m
+    # MMD² over seeds 0-2: 0.0022 / 0.0010 / 0.0007 with foreach Adam, 0.0050 / 0.0007 / 0.0012 with fused (same update,
+    # other rounding), so 0.005 sat on seed 0's edge; exact samples give 0.0002, one mode only 0.28, samples × 1.5 0.083
+    assert m["mmd2"] <= 0.0075, m
 
 
 def test_ugan_with_context_learns_a_conditional_target():
