@@ -29,9 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from softq_ugan.cli import write_json  # noqa: E402
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from report_notes import NOTES, write_report  # noqa: E402  (hand-written notes survive a rerun)
+from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
 RESULTS = ROOT / "benchmarks" / "results"
 ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
@@ -88,8 +86,9 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
         start = time.perf_counter()
         model.learn(chunk, reset_num_timesteps=False)
-        log["seconds"] += time.perf_counter() - start
-        sitting["seconds"] += time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        log["seconds"] += elapsed
+        sitting["seconds"] += elapsed
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         log["evals"].append([int(model.num_timesteps), float(mean)])
         log["steps"] = sitting["end"] = int(model.num_timesteps)
@@ -246,6 +245,7 @@ def main() -> None:
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/swimmer.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     todo = [(a, s) for s in args.seeds for a in args.algos]  # seed by seed, so a partial benchmark compares
+    logs = {(a, s): json.loads(f.read_text()) for a, s in todo if (f := run_root / f"{a}_{s}" / "evals.json").exists()}
     if not args.report_only:
         from softq_ugan.cli import fail
         from train_rl import build_parser, validate
@@ -255,15 +255,12 @@ def main() -> None:
         for a in (a for a in args.algos if flags and a.startswith("softq")):  # train_rl.py's checks, before any run
             validate(build_parser().parse_args(["--env", "Swimmer-v4", "--sampler", a.removeprefix("softq-"), *flags]))
         for a, s in todo:  # one results folder, one variant: a run resumes with the flags it started with
-            log_file = run_root / f"{a}_{s}" / "evals.json"
-            started = json.loads(log_file.read_text()).get("flags", []) if log_file.exists() else list(flags)
+            started = logs[a, s].get("flags", []) if (a, s) in logs else flags
             if a.startswith("softq") and started != flags:
                 fail(f"{a} seed {s} in {run_root} started with flags {' '.join(started) or 'none'}, not "
                      f"{' '.join(flags) or 'none'}: give this variant another --name")
     if not args.report_only:
-        todo = [(a, s) for a, s in todo
-                if not ((run_root / f"{a}_{s}" / "evals.json").exists()
-                        and json.loads((run_root / f"{a}_{s}" / "evals.json").read_text()).get("steps", 0) >= args.steps)]
+        todo = [(a, s) for a, s in todo if logs.get((a, s), {}).get("steps", 0) < args.steps]
         print(f"{len(todo)} runs to do or resume, {args.jobs} at a time", flush=True)
         if args.backend == "ray" and todo:
             run_on_ray(todo, args, run_root)

@@ -194,5 +194,4 @@ def test_anchored_bridge_follows_thin_state_dependent_laws():
         c = torch.randn(512, 3)
         with torch.no_grad():
             gaps[anchor] = -s.bridge.log_prob(s.sample(16, c), c).mean().item() - exact
-    print(gaps)
     assert gaps[True] < 0.3 and gaps[False] > gaps[True] + 0.5, gaps
