@@ -236,3 +236,47 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert r.returncode == 2 and "+anchor applies to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+
+
+def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
+    """benchmarks/critic_bias.py: G_t of a constant reward is its closed form; on a SoftQ and a SAC whose critics are
+    made constant (last layers zeroed, biases set), the Q column is the smaller constant; bad input is one line."""
+    import importlib.util
+
+    import numpy as np
+    import torch
+    from stable_baselines3 import SAC
+
+    from agents import SoftQ
+
+    spec = importlib.util.spec_from_file_location("critic_bias", ROOT / "benchmarks" / "critic_bias.py")
+    critic_bias = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(critic_bias)
+    n, gamma, r = 50, 0.9, 0.5
+    expected = r * (1 - gamma ** (n - np.arange(n))) / (1 - gamma)  # Σ_{k < n − t} γ^k r
+    np.testing.assert_allclose(critic_bias.discounted_returns(np.full(n, r), gamma), expected, rtol=1e-12)
+    np.testing.assert_allclose(critic_bias.discounted_returns([1.0, 2.0, 3.0], 0.5), [2.75, 3.5, 3.0])
+
+    models = {"softq": SoftQ("MlpPolicy", "Swimmer-v4", sampler="ugan", learning_starts=50, batch_size=32, seed=0,
+                             policy_kwargs=dict(net_arch=[32, 32])),
+              "sac": SAC("MlpPolicy", "Swimmer-v4", learning_starts=50, batch_size=32, seed=0,
+                         policy_kwargs=dict(net_arch=[32, 32]))}
+    for name, model in models.items():
+        model.learn(100)
+        for q_net, bias in zip(model.critic.q_networks, (7.0, 3.0)):
+            with torch.no_grad():
+                q_net[-1].weight.zero_(), q_net[-1].bias.fill_(bias)
+        model.save(tmp_path / f"{name}.zip")
+    out = run("benchmarks/critic_bias.py", str(tmp_path / "softq.zip"), str(tmp_path / "sac.zip"),
+              "--rollout-steps", "60", "--horizon", "20").stdout
+    rows = [line.strip("|").split("|") for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert [(row[1].strip(), row[4].strip()) for row in rows] == [
+        ("softq", "stochastic"), ("softq", "deterministic"), ("sac", "stochastic"), ("sac", "deterministic")], out
+    for row in rows:
+        g, q, gap = float(row[6]), float(row[7]), float(row[8])
+        assert q == 3.0 and gap == pytest.approx(q - g, abs=0.11) and abs(g) < 50, out
+    for args, expected in (([str(tmp_path / "nope.zip")], "no such checkpoint"),
+                           ([str(tmp_path / "sac.zip"), "--horizon", "100", "--rollout-steps", "10"], "--horizon"),
+                           ([str(tmp_path / "sac.zip"), "--env", "Nope-v0"], "unknown environment")):
+        bad = subprocess.run([sys.executable, "benchmarks/critic_bias.py", *args], capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error:") and expected in bad.stderr, bad.stderr

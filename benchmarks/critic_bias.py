@@ -1,0 +1,138 @@
+"""How far a checkpoint's critic is from the returns its own policy earns: mean min-Q(s_t, a_t) against Monte-Carlo
+discounted returns along one long rollout.
+
+    python benchmarks/critic_bias.py benchmarks/results/swimmer_ugan/softq-ugan_1/model.zip \\
+        benchmarks/results/swimmer_ugan/sac_1/model.zip
+    python benchmarks/critic_bias.py runs/ugan_anchor/Swimmer-v4/ugan_12/checkpoints/ugan_{25000,50000}_steps.zip
+
+Each checkpoint (a SoftQ of ``train_rl.py`` or an SB3 SAC/TD3, told apart by the policy class it saved) runs one
+episode of ``--rollout-steps`` steps (the environment's time limit lifted to that), once with stochastic and once
+with deterministic actions. For t < ``--horizon``, G_t = Σ_k γ^k r_{t+k} (γ the model's; the rollout's end cuts off at
+most γ^(rollout − horizon) of the tail) and Q_t = min_i Q_i(s_t, a_t) of the online critics. For a soft critic
+the two differ also by the entropy bonus, about τ·H/(1 − γ) (−20 at τ = 0.01, H = −2, γ = 0.999), which lowers
+the soft Q: Q well above G means the critic overestimates. Rewards enter unscaled: give ``--reward-scale`` for a
+model trained on scaled rewards (train_rl.py's Swimmer presets use 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
+
+
+def discounted_returns(rewards, gamma: float) -> np.ndarray:
+    """G_t = Σ_{k ≥ 0} γ^k r_{t+k} over the given rewards (nothing after the last)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    out, g = np.empty_like(rewards), 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        g = rewards[t] + gamma * g
+        out[t] = g
+    return out
+
+
+def load(path: Path):
+    """The model saved in ``path`` (SoftQ, SAC or TD3, by the policy class in the zip) and its algorithm's name."""
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from agents import SoftQ
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
+    module = getattr(data.get("policy_class"), "__module__", "")
+    for name, cls in (("softq", SoftQ), ("sac", SAC), ("td3", TD3)):
+        if module.startswith({"softq": "agents", "sac": "stable_baselines3.sac", "td3": "stable_baselines3.td3"}[name]):
+            return name, cls.load(path, device="cpu")
+    raise ValueError(f"{path}: a {module or 'unknown'} policy; expected a SoftQ, SAC or TD3 checkpoint")
+
+
+def min_q(name: str, model, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    import torch
+
+    o, a = torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(actions, dtype=torch.float32)
+    with torch.no_grad():
+        if name == "softq":
+            return model.policy.q_min(o, a.unsqueeze(1)).squeeze(1).numpy()
+        return torch.min(torch.cat(model.critic(o, a), dim=1), dim=1).values.numpy()
+
+
+def temperature(name: str, model) -> float:
+    """τ of a SoftQ (learned or fixed), α of a SAC, 0 for TD3."""
+    if name == "softq":
+        return model.log_temperature.exp().item() if model.log_temperature is not None else model.policy.temperature
+    if name == "sac":
+        return model.log_ent_coef.exp().item() if model.log_ent_coef is not None else model.ent_coef_tensor.item()
+    return 0.0
+
+
+def measure(name: str, model, env_id: str, rollout_steps: int, horizon: int, deterministic: bool, seed: int,
+            reward_scale: float) -> dict[str, float]:
+    import gymnasium as gym
+
+    env = gym.make(env_id, max_episode_steps=rollout_steps)
+    obs, _ = env.reset(seed=seed)
+    observations, actions, rewards = [], [], []
+    for _ in range(rollout_steps):
+        action = model.predict(obs, deterministic=deterministic)[0]
+        observations.append(obs), actions.append(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward_scale * reward)
+        if terminated or truncated:
+            break
+    env.close()
+    n = min(horizon, len(rewards))
+    g = discounted_returns(rewards, model.gamma)[:n]
+    q = min_q(name, model, np.asarray(observations[:n]), np.asarray(actions[:n]))
+    return dict(reward=float(np.mean(rewards[:n])), mc=float(g.mean()), q=float(q.mean()), steps=len(rewards))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoints", type=Path, nargs="+", help="SoftQ / SAC / TD3 checkpoint .zip files")
+    p.add_argument("--env", default="Swimmer-v4", help="gymnasium id the checkpoints were trained on (default Swimmer-v4)")
+    p.add_argument("--rollout-steps", type=int, default=5000, help="steps of the one rollout per mode (default 5000)")
+    p.add_argument("--horizon", type=int, default=1000, help="average Q and G over t < horizon (default 1000)")
+    p.add_argument("--reward-scale", type=float, default=1.0, help="the reward scale the model trained with (default 1)")
+    p.add_argument("--seed", type=int, default=7, help="the rollouts' reset seed (default 7)")
+    args = p.parse_args(argv)
+    if args.horizon < 1 or args.rollout_steps < args.horizon:
+        fail("--horizon must be >= 1 and --rollout-steps >= --horizon")
+    import gymnasium as gym
+    import torch
+
+    torch.set_num_threads(1)
+    if args.env not in gym.registry:
+        fail(f"unknown environment '{args.env}'")
+    rows = []
+    for path in args.checkpoints:
+        try:
+            name, model = load(path)
+        except (FileNotFoundError, ValueError) as e:
+            fail(str(e))
+        tail = model.gamma ** (args.rollout_steps - args.horizon)
+        for deterministic in (False, True):
+            r = measure(name, model, args.env, args.rollout_steps, args.horizon, deterministic, args.seed, args.reward_scale)
+            rows.append(f"| {path} | {name} | {model.num_timesteps} | {temperature(name, model):.4f} | "
+                        f"{'deterministic' if deterministic else 'stochastic'} | {r['reward']:.3f} | {r['mc']:.1f} | "
+                        f"{r['q']:.1f} | {r['q'] - r['mc']:+.1f} |")
+        print(f"{path}: γ = {model.gamma}, the rollout's cut-off drops at most γ^{args.rollout_steps - args.horizon} = "
+              f"{tail:.3f} of each G_t's tail", file=sys.stderr)
+    print(f"{args.env}, one {args.rollout_steps}-step rollout per policy (reset seed {args.seed}), means over t < "
+          f"{args.horizon}\n")
+    print("| checkpoint | algo | steps | τ | policy | reward / step | G (MC return) | min Q(s, a) | Q − G |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
