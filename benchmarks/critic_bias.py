@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     if args.env not in gym.registry:
         fail(f"unknown environment '{args.env}'")
+    missing = [str(path) for path in args.checkpoints if not path.is_file()]
+    if missing:
+        fail(f"no such checkpoint: {', '.join(missing)}")
     rows = []
     for path in args.checkpoints:
         try:
