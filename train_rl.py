@@ -237,6 +237,19 @@ def default_model(env_id: str, env, algo: str, seed: int, steps: int, flags: Seq
     return build_model(args, env)[0]
 
 
+def replay_buffer_candidates(checkpoint: Path) -> list[Path]:
+    """Where a checkpoint's replay buffer is saved: ``<name>_replay_buffer.pkl`` beside ``<name>.zip`` (last.zip,
+    eval.zip), or SB3's ``<prefix>_replay_buffer_<N>_steps.pkl`` beside ``<prefix>_<N>_steps.zip``."""
+    stem = checkpoint.name.removesuffix(".zip")
+    candidates = [checkpoint.with_name(f"{stem}_replay_buffer.pkl")]
+    prefix, sep, rest = stem.rpartition("_")
+    if sep and rest == "steps":
+        prefix, sep, step = prefix.rpartition("_")
+        if sep and step.isdigit():
+            candidates.insert(0, checkpoint.with_name(f"{prefix}_replay_buffer_{step}_steps.pkl"))
+    return candidates
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
@@ -279,10 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"
     ckpt_dir = run_dir / "checkpoints"
     if args.resume:
-        buffer = Path(str(args.resume).removesuffix(".zip") + "_replay_buffer.pkl")
-        if buffer.is_file():
+        candidates = replay_buffer_candidates(Path(args.resume))
+        buffer = next((b for b in candidates if b.is_file()), None)
+        if buffer is not None:
             model.load_replay_buffer(buffer)
-        print(f"resumed from {args.resume} at step {model.num_timesteps}", file=sys.stderr)
+            print(f"resumed from {args.resume} at step {model.num_timesteps} with its replay buffer "
+                  f"({model.replay_buffer.size()} transitions)", file=sys.stderr)
+        else:
+            print(f"resumed from {args.resume} at step {model.num_timesteps} WITHOUT a replay buffer (none of "
+                  f"{', '.join(b.name for b in candidates)} beside it): training restarts from an empty one", file=sys.stderr)
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     else:
         try:  # combinations only the agent can judge (e.g. --proposal bridge with a sampler that has no bridge)

@@ -1,6 +1,7 @@
 """train_rl.py as a user runs it: TensorBoard tags, one-line errors, interrupt and resume."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -151,7 +152,8 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     import json
 
     args = ["--algo", "sac", "--env", "MultiGoal-v0", "--eval-every", "150", "--eval-episodes", "1",
-            "--learning-starts", "100", "--batch-size", "32", "--logdir", str(tmp_path), "--quiet"]
+            "--learning-starts", "100", "--batch-size", "32", "--checkpoint-every", "300", "--logdir", str(tmp_path),
+            "--quiet"]
     r = subprocess.run(CMD + ["--steps", "300", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     run_dir = tmp_path / "MultiGoal-v0" / "sac_0"
@@ -168,6 +170,19 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert "at step 300" in r.stderr
     record = json.loads((run_dir / "evals.json").read_text())
     assert [t for t, _ in record["evals"]] == [150, 300, 450] and record["steps"] == 450
+    assert re.search(r"with its replay buffer \((299|300) transitions\)", r.stderr), r.stderr  # 299: saved before step 300's
+    # a numbered checkpoint (SB3's <prefix>_<N>_steps.zip) finds its <prefix>_replay_buffer_<N>_steps.pkl; a lone
+    # zip resumes, saying loudly that its buffer is empty
+    numbered = run_dir / "checkpoints" / "sac_300_steps.zip"
+    assert numbered.exists() and (run_dir / "checkpoints" / "sac_replay_buffer_300_steps.pkl").exists()
+    lone = tmp_path / "lone" / "sac.zip"
+    lone.parent.mkdir()
+    lone.write_bytes(numbered.read_bytes())
+    for ckpt, expected in ((numbered, "with its replay buffer (2"), (lone, "WITHOUT a replay buffer")):
+        again = ["--logdir", str(tmp_path / f"again_{ckpt.parent.name}")]
+        r = subprocess.run(CMD + ["--steps", "350", "--resume", str(ckpt), *args[:-3], *again, "--quiet"],
+                           capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert r.returncode == 0 and expected in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("algo", ["softq", "sac"])
