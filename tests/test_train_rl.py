@@ -171,6 +171,7 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     record = json.loads((run_dir / "evals.json").read_text())
     assert [t for t, _ in record["evals"]] == [150, 300, 450] and record["steps"] == 450
     assert re.search(r"with its replay buffer \((299|300) transitions\)", r.stderr), r.stderr  # 299: saved before step 300's
+    assert "the checkpoint's replay buffer has 300 slots" in r.stderr  # sized to the first run's --steps 300
     # a numbered checkpoint (SB3's <prefix>_<N>_steps.zip) finds its <prefix>_replay_buffer_<N>_steps.pkl; a lone
     # zip resumes, saying loudly that its buffer is empty
     numbered = run_dir / "checkpoints" / "sac_300_steps.zip"
