@@ -298,12 +298,12 @@ def main(argv: list[str] | None = None) -> int:
             model.load_replay_buffer(buffer)
             print(f"resumed from {args.resume} at step {model.num_timesteps} with its replay buffer "
                   f"({model.replay_buffer.size()} transitions)", file=sys.stderr)
-        if args.steps > model.buffer_size:
-            print(f"note: the checkpoint's replay buffer has {model.buffer_size} slots (its run's --buffer-size), fewer "
-                  f"than --steps {args.steps}: the oldest transitions will be overwritten", file=sys.stderr)
         else:
             print(f"resumed from {args.resume} at step {model.num_timesteps} WITHOUT a replay buffer (none of "
                   f"{', '.join(b.name for b in candidates)} beside it): training restarts from an empty one", file=sys.stderr)
+        if args.steps > model.buffer_size:
+            print(f"note: the checkpoint's replay buffer has {model.buffer_size} slots (its run's --buffer-size), fewer "
+                  f"than --steps {args.steps}: the oldest transitions will be overwritten", file=sys.stderr)
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     else:
         try:  # combinations only the agent can judge (e.g. --proposal bridge with a sampler that has no bridge)
