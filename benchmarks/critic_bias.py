@@ -45,12 +45,11 @@ def load(path: Path):
 
     from agents import SoftQ
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
     data, _, _ = load_from_zip_file(path, load_data=True, device="cpu")
     module = getattr(data.get("policy_class"), "__module__", "")
-    for name, cls in (("softq", SoftQ), ("sac", SAC), ("td3", TD3)):
-        if module.startswith({"softq": "agents", "sac": "stable_baselines3.sac", "td3": "stable_baselines3.td3"}[name]):
+    for name, package, cls in (("softq", "agents", SoftQ), ("sac", "stable_baselines3.sac", SAC),
+                               ("td3", "stable_baselines3.td3", TD3)):
+        if module.startswith(package):
             return name, cls.load(path, device="cpu")
     raise ValueError(f"{path}: a {module or 'unknown'} policy; expected a SoftQ, SAC or TD3 checkpoint")
 
@@ -92,7 +91,7 @@ def measure(name: str, model, env_id: str, rollout_steps: int, horizon: int, det
     n = min(horizon, len(rewards))
     g = discounted_returns(rewards, model.gamma)[:n]
     q = min_q(name, model, np.asarray(observations[:n]), np.asarray(actions[:n]))
-    return dict(reward=float(np.mean(rewards[:n])), mc=float(g.mean()), q=float(q.mean()), steps=len(rewards))
+    return dict(reward=float(np.mean(rewards[:n])), mc=float(g.mean()), q=float(q.mean()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.checkpoints:
         try:
             name, model = load(path)
-        except (FileNotFoundError, ValueError) as e:
+        except ValueError as e:
             fail(str(e))
         tail = model.gamma ** (args.rollout_steps - args.horizon)
         for deterministic in (False, True):

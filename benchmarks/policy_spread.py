@@ -32,20 +32,20 @@ def load(run: Path, step: int | None):
     """The SoftQ checkpoint of ``run`` at ``step`` (``run`` a train_rl.py run folder), or ``run`` itself (a .zip),
     with its replay buffer loaded; refused without a separate MAF bridge."""
     from agents import SoftQ
+    from train_rl import replay_buffer_candidates
 
     if run.suffix == ".zip":
-        buffers = [run.with_name(f"{run.stem}_replay_buffer.pkl"), run.with_name("replay_buffer.pkl")]
         if not run.is_file():
             raise FileNotFoundError(f"{run}: no such checkpoint")
-        model = SoftQ.load(run, device="cpu")
+        ckpt = run
+        buffers = [*replay_buffer_candidates(run), run.with_name("replay_buffer.pkl")]  # + benchmarks/swimmer.py's
     else:
-        ckpts = run / "checkpoints"
-        matches = sorted(ckpts.glob(f"*_{step}_steps.zip"))
+        matches = sorted((run / "checkpoints").glob(f"*_{step}_steps.zip"))
         if not matches:
-            raise FileNotFoundError(f"{ckpts}: no checkpoint for step {step}")
-        model = SoftQ.load(matches[0], device="cpu")
-        name = matches[0].name.removesuffix(f"_{step}_steps.zip")
-        buffers = [ckpts / f"{name}_replay_buffer_{step}_steps.pkl"]
+            raise FileNotFoundError(f"{run / 'checkpoints'}: no checkpoint for step {step}")
+        ckpt = matches[0]
+        buffers = replay_buffer_candidates(ckpt)
+    model = SoftQ.load(ckpt, device="cpu")
     buffer = next((b for b in buffers if b.is_file()), None)
     if buffer is None:
         raise FileNotFoundError(f"{run}: no replay buffer beside it ({', '.join(b.name for b in buffers)})")
