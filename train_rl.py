@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128 or a preset's; sac/td3: zoo's)")
     p.add_argument("--buffer-size", type=int, default=None,
                    help="replay buffer slots (default min(1000000, --steps): every transition fits, and a checkpoint "
-                   "does not pickle a million empty slots; a resumed run keeps its checkpoint's)")
+                   "does not pickle a million empty slots; a resumed run keeps its checkpoint's, enlarged when this is more)")
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--net-arch", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="hidden widths of the Q networks (default 128 128 or a preset's; sac/td3: of actor and critics, zoo's)")
@@ -250,6 +250,28 @@ def replay_buffer_candidates(checkpoint: Path) -> list[Path]:
     return candidates
 
 
+def enlarge_replay_buffer(model, size: int) -> bool:
+    """Give ``model`` a replay buffer of ``size`` slots holding its current transitions, oldest first (a resumed run
+    that asks for more steps than its checkpoint's buffer has slots keeps every transition). Returns False, changing
+    nothing, when the buffer already has that many slots or stores next observations in place
+    (``optimize_memory_usage``)."""
+    import numpy as np
+
+    buf = model.replay_buffer
+    old, slots = buf.buffer_size, max(size // buf.n_envs, 1)  # SB3 counts a buffer's slots per environment
+    if slots <= old or getattr(buf, "optimize_memory_usage", False):
+        return False
+    order = np.r_[buf.pos:old, 0:buf.pos] if buf.full else np.arange(buf.pos)
+    for name, value in list(vars(buf).items()):  # every per-slot array: observations, actions, rewards, dones, ...
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == old:
+            grown = np.zeros((slots, *value.shape[1:]), dtype=value.dtype)
+            grown[: len(order)] = value[order]
+            setattr(buf, name, grown)
+    buf.buffer_size, buf.pos, buf.full = slots, len(order), False
+    model.buffer_size = size
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
@@ -301,10 +323,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"resumed from {args.resume} at step {model.num_timesteps} WITHOUT a replay buffer (none of "
                   f"{', '.join(b.name for b in candidates)} beside it): training restarts from an empty one", file=sys.stderr)
-        if args.steps > model.buffer_size:
-            print(f"note: the checkpoint's replay buffer has {model.buffer_size} slots (its run's --buffer-size), fewer "
-                  f"than --steps {args.steps}: the oldest transitions will be overwritten", file=sys.stderr)
+        wanted = args.buffer_size or min(1_000_000, args.steps)
+        if wanted > model.buffer_size:
+            slots = model.buffer_size
+            if enlarge_replay_buffer(model, wanted):
+                print(f"the checkpoint's replay buffer had {slots} slots (its run's --buffer-size); enlarged to "
+                      f"{wanted}, its transitions kept", file=sys.stderr)
+            else:
+                print(f"note: the checkpoint's replay buffer has {slots} slots and cannot be enlarged (it stores next "
+                      f"observations in place): the oldest transitions will be overwritten", file=sys.stderr)
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+        if "buffer_size" in config:
+            config["buffer_size"] = model.buffer_size
     else:
         try:  # combinations only the agent can judge (e.g. --proposal bridge with a sampler that has no bridge)
             model, config = build_model(args, env)

@@ -171,7 +171,16 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     record = json.loads((run_dir / "evals.json").read_text())
     assert [t for t, _ in record["evals"]] == [150, 300, 450] and record["steps"] == 450
     assert re.search(r"with its replay buffer \((299|300) transitions\)", r.stderr), r.stderr  # 299: saved before step 300's
-    assert "the checkpoint's replay buffer has 300 slots" in r.stderr  # sized to the first run's --steps 300
+    # the first run's buffer was sized to its --steps 300; asking for 450 enlarges it, every transition kept
+    assert "replay buffer had 300 slots (its run's --buffer-size); enlarged to 450" in r.stderr, r.stderr
+    assert json.loads((run_dir / "config.json").read_text())["buffer_size"] == 450
+    from stable_baselines3 import SAC
+
+    resumed = SAC.load(ckpt)
+    resumed.load_replay_buffer(run_dir / "checkpoints" / "eval_replay_buffer.pkl")
+    assert resumed.buffer_size == resumed.replay_buffer.buffer_size == 450
+    assert resumed.replay_buffer.size() >= 448 and not resumed.replay_buffer.full  # 299 kept + 149 new: each eval
+    # checkpoint is saved before its own step's transition (see above)
     # a numbered checkpoint (SB3's <prefix>_<N>_steps.zip) finds its <prefix>_replay_buffer_<N>_steps.pkl; a lone
     # zip resumes, saying loudly that its buffer is empty
     numbered = run_dir / "checkpoints" / "sac_300_steps.zip"
@@ -184,6 +193,29 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
         r = subprocess.run(CMD + ["--steps", "350", "--resume", str(ckpt), *args[:-3], *again, "--quiet"],
                            capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert r.returncode == 0 and expected in r.stderr, r.stderr
+
+
+def test_enlarge_replay_buffer_keeps_transitions_oldest_first():
+    import numpy as np
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from train_rl import enlarge_replay_buffer
+
+    box = spaces.Box(-100, 100, (1,), np.float32)
+    buf = ReplayBuffer(4, box, box, device="cpu")
+    for i in range(6):  # wraps: slots hold 4, 5, 2, 3 and pos = 2
+        buf.add(np.array([[i]]), np.array([[i + 1]]), np.array([[i / 10]]), np.array([i]), np.array([i % 2]), [{}])
+    model = type("Model", (), dict(replay_buffer=buf, buffer_size=4))()
+    assert enlarge_replay_buffer(model, 10)
+    assert model.buffer_size == buf.buffer_size == 10 and buf.pos == 4 and not buf.full
+    assert buf.observations[:, 0, 0].tolist() == [2, 3, 4, 5, 0, 0, 0, 0, 0, 0]
+    assert buf.next_observations[:4, 0, 0].tolist() == [3, 4, 5, 6] and buf.rewards[:4, 0].tolist() == [2, 3, 4, 5]
+    assert buf.dones[:4, 0].tolist() == [0, 1, 0, 1] and buf.actions[:4, 0, 0] == pytest.approx([0.2, 0.3, 0.4, 0.5])
+    buf.add(np.array([[6]]), np.array([[7]]), np.array([[0.6]]), np.array([6]), np.array([0]), [{}])
+    assert buf.observations[4, 0, 0] == 6 and buf.size() == 5  # the next transition goes after the kept ones
+    assert not enlarge_replay_buffer(model, 8)  # never shrinks
+    assert buf.buffer_size == 10
 
 
 @pytest.mark.parametrize("algo", ["softq", "sac"])
