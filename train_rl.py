@@ -65,7 +65,7 @@ def presets_text() -> str:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor")
+              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge-anchor", action=argparse.BooleanOptionalAction, default=None,
                    help="U-GAN samplers: anchor the MAF bridge at the generator's zero-noise output, "
                         "ν(a|s) = ν0(a − G(0; s) | s) (default off or a preset's)")
+    p.add_argument("--sampler-grad-clip", type=float, default=None, metavar="NORM",
+                   help="gradient-norm clip of each sampler network's step (default 10; 0: none). The sampler's loss is "
+                        "in units of Q/τ, so with a learned τ of 0.01 its gradients are about 100 times SAC's actor's")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -143,6 +146,8 @@ def validate(args: argparse.Namespace) -> None:
                  "policy_delay", "sampler_particles", "sampler_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.sampler_grad_clip is not None and not args.sampler_grad_clip >= 0:
+        fail(f"--sampler-grad-clip must be >= 0 (0: no clip), got {args.sampler_grad_clip}")
     if args.net_arch is not None and min(args.net_arch) <= 0:
         fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
     if args.lr is not None and not args.lr > 0:
@@ -209,6 +214,8 @@ def build_model(args: argparse.Namespace, env):
         common["sampler_batch_size"] = args.sampler_batch_size
     net_arch = {} if pick("net_arch") is None else dict(net_arch=list(pick("net_arch")))
     sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0", "bridge_anchor") if pick(k) is not None}
+    if pick("sampler_grad_clip") is not None:
+        sampler_kwargs["max_grad_norm"] = pick("sampler_grad_clip") or None  # 0: no clip
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

@@ -93,6 +93,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--algo", "sac", "--sampler-batch-size", "32"], "--sampler-batch-size applies to --algo softq only"),
     (["--sampler", "maf", "--bridge-anchor"], "--bridge-anchor applies to the U-GAN samplers, not maf"),
     (["--algo", "sac", "--bridge-anchor"], "--bridge-anchor applies to --algo softq only"),
+    (["--sampler-grad-clip", "-1"], "--sampler-grad-clip must be >= 0 (0: no clip), got -1.0"),
+    (["--sampler-grad-clip", "nan"], "--sampler-grad-clip must be >= 0"),
+    (["--algo", "sac", "--sampler-grad-clip", "5"], "--sampler-grad-clip applies to --algo softq only"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
      "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
 ])
@@ -238,6 +241,23 @@ def test_net_arch_sets_the_hidden_widths(algo):
     assert widths[:3] == [48, 24, 1]  # the first Q network: 48 → 24 → Q
     if algo == "sac":
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
+
+
+@pytest.mark.parametrize("sampler", ["ugan", "maf", "svgd"])
+def test_sampler_grad_clip_reaches_the_sampler_trainer(sampler):
+    """--sampler-grad-clip sets every sampler network's gradient-norm clip (0: none); the default stays 10."""
+    sys.path.insert(0, str(ROOT))
+    from envs import make_env
+    from train_rl import build_model, build_parser
+
+    def clip(*flags):
+        args = build_parser().parse_args(["--env", "MultiGoal-v0", "--steps", "1000", "--sampler", sampler, *flags])
+        model, config = build_model(args, make_env("MultiGoal-v0"))
+        return model.policy.sampler_trainer.config.max_grad_norm, config.get("max_grad_norm", "unset")
+
+    assert clip() == (10.0, "unset")
+    assert clip("--sampler-grad-clip", "2.5") == (2.5, 2.5)
+    assert clip("--sampler-grad-clip", "0") == (None, None)
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
