@@ -299,6 +299,15 @@ class SoftQ(OffPolicyAlgorithm):
               tb_log_name: str = "SoftQ", reset_num_timesteps: bool = True, progress_bar: bool = False):
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
+    @classmethod
+    def load(cls, *args, **kwargs):
+        """SB3's load; a learned τ is restored into the policy at once (SB3 rebuilds the policy with the initial τ
+        and only then restores log τ), so ``model.policy.temperature`` is right before any training."""
+        model = super().load(*args, **kwargs)
+        if model.log_temperature is not None:
+            model.policy.temperature = model.log_temperature.exp().item()
+        return model
+
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + ["critic", "critic_target", "sampler_trainer"]
 

@@ -189,6 +189,7 @@ def test_learned_temperature_survives_save_load(tmp_path):
     model.save(tmp_path / "m.zip")
     loaded = SoftQ.load(tmp_path / "m.zip")
     assert loaded.log_temperature.item() == model.log_temperature.item() != 0.0
+    assert loaded.policy.temperature == pytest.approx(model.policy.temperature) != 1.0  # before any training
     assert loaded.target_entropy == model.target_entropy == -1.0  # SAC's −dim(A)
     state = loaded.temperature_optimizer.state_dict()["state"]
     assert state and torch.equal(state[0]["exp_avg"], model.temperature_optimizer.state_dict()["state"][0]["exp_avg"])
