@@ -184,6 +184,11 @@ def hyperparameter_table(config: dict) -> str:
     return "| parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in config.items())
 
 
+def buffer_size(args: argparse.Namespace) -> int:
+    """Replay buffer slots the command line asks for: --buffer-size, else every step of the run (at most a million)."""
+    return args.buffer_size or min(1_000_000, args.steps)
+
+
 def build_model(args: argparse.Namespace, env):
     """A fresh SoftQ (or SB3 baseline) from the command line, the environment's defaults and the presets."""
     from agents.baselines import make_sb3
@@ -192,7 +197,7 @@ def build_model(args: argparse.Namespace, env):
     common = {key: getattr(args, name) for key, name in (
         ("gamma", "gamma"), ("learning_starts", "learning_starts"), ("learning_rate", "lr"),
         ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
-    common["buffer_size"] = args.buffer_size or min(1_000_000, args.steps)
+    common["buffer_size"] = buffer_size(args)
     net_arch = {} if args.net_arch is None else dict(net_arch=list(args.net_arch))
     if args.algo != "softq":  # the zoo's settings, but for what the command line names
         if net_arch:
@@ -330,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"resumed from {args.resume} at step {model.num_timesteps} WITHOUT a replay buffer (none of "
                   f"{', '.join(b.name for b in candidates)} beside it): training restarts from an empty one", file=sys.stderr)
-        wanted = args.buffer_size or min(1_000_000, args.steps)
+        wanted = buffer_size(args)
         if wanted > model.buffer_size:
             slots = model.buffer_size
             if enlarge_replay_buffer(model, wanted):

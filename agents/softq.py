@@ -227,7 +227,7 @@ class SoftQ(OffPolicyAlgorithm):
         self.temperature_optimizer.zero_grad()
         loss.sum().backward()
         self.temperature_optimizer.step()
-        self.policy.temperature = self.log_temperature.exp().item()
+        self._sync_temperature()
         return {"train/entropy": -mean_log_pi}
 
     def _update_sampler(self, obs: torch.Tensor) -> tuple[dict[str, float], float | None]:
@@ -250,8 +250,7 @@ class SoftQ(OffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.critic.optimizer] + ([self.temperature_optimizer] if self.temperature_optimizer else []))
-        if self.log_temperature is not None:  # also after a load, whose policy holds the initial τ
-            self.policy.temperature = self.log_temperature.exp().item()
+        self._sync_temperature()  # also after anything that set log τ directly
         trainer = self.sampler_trainer
         logs: dict[str, list[float]] = {}
 
@@ -304,9 +303,13 @@ class SoftQ(OffPolicyAlgorithm):
         """SB3's load; a learned τ is restored into the policy at once (SB3 rebuilds the policy with the initial τ
         and only then restores log τ), so ``model.policy.temperature`` is right before any training."""
         model = super().load(*args, **kwargs)
-        if model.log_temperature is not None:
-            model.policy.temperature = model.log_temperature.exp().item()
+        model._sync_temperature()
         return model
+
+    def _sync_temperature(self) -> None:
+        """Copy a learned τ = exp(log τ) into the policy, which reads it as a float (no-op for a fixed τ)."""
+        if self.log_temperature is not None:
+            self.policy.temperature = self.log_temperature.exp().item()
 
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + ["critic", "critic_target", "sampler_trainer"]
