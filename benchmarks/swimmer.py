@@ -130,12 +130,14 @@ def cost_cell(logs: list[dict], steps: int) -> str:
 
 
 def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
-    """Per algorithm: runs finished, return at ``steps``, first eval ≥ 300 and wall cost, with the ratio to SAC's."""
+    """Per algorithm: runs finished, return at ``steps``, how many of them end ≥ 300 (the fast gait), first eval ≥ 300
+    and wall cost, with the ratio to SAC's."""
     sac, sac_partial = cost(runs["sac"], steps) if runs.get("sac") else (None, True)
     lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
              "runs that reached it, or over all runs while none has, marked partial):\n",
-             "| algorithm | runs at the end / all | return at the end | first eval ≥ 300, per seed | wall s / 1k steps | × SAC |",
-             "|---|---|---|---|---|---|"]
+             "| algorithm | runs at the end / all | return at the end | ≥ 300 at the end | first eval ≥ 300, per seed "
+             "| wall s / 1k steps | × SAC |",
+             "|---|---|---|---|---|---|---|"]
     for a in shown:
         done = [log for log in runs[a] if log.get("steps", 0) >= steps]
         final = [v for log in done for t, v in log["evals"] if t == steps]
@@ -143,7 +145,8 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
                           for log in done) or "–"
         value, partial = cost(runs[a], steps)
         ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
-        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {first} "
+        fast = f"{sum(v >= 300 for v in final)} / {len(final)}" if final else "–"
+        lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {fast} | {first} "
                      f"| {cost_cell(runs[a], steps)} | {ratio} |")
     return lines + [""]
 

@@ -74,6 +74,22 @@ def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
     assert cost_cell([warm_up], 150_000) == "0.2 (partial)"
 
 
+def test_swimmer_summary_counts_the_runs_that_end_on_the_fast_gait():
+    """The summary says how many finished runs end >= 300 (the fast gait) and when each first got there."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from swimmer import summary
+
+    def log(seed, returns, steps=30_000):
+        return dict(seed=seed, steps=steps, seconds=30.0, evals=[[10_000 * (i + 1), r] for i, r in enumerate(returns)])
+
+    runs = {"softq-ugan": [log(0, [10.0, 310.0, 320.0]), log(1, [10.0, 20.0, 30.0]), log(2, [5.0, 350.0, 290.0]),
+                           log(3, [1.0], steps=10_000)],  # seed 3 has not reached the end: not counted
+            "sac": [log(0, [20.0, 40.0, 301.0])]}
+    text = "\n".join(summary(runs, ["softq-ugan", "sac"], 30_000))
+    assert "| softq-ugan | 3 / 4 | 290.0 [160.0, 305.0] | 1 / 3 | 0: 20k, 1: never, 2: 20k |" in text
+    assert "| sac | 1 / 1 | 301.0 [301.0, 301.0] | 1 / 1 | 0: 30k |" in text
+
+
 def test_samplers_benchmark_tiny(tmp_path):
     for seed, evals in ((0, [[10_000, 5.0], [20_000, 200.0]]), (1, [[10_000, 10.0]])):  # one finished, one resumable
         log = dict(algo="softq-maf", seed=seed, steps=evals[-1][0], seconds=evals[-1][0] / 50, evals=evals)
