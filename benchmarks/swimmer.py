@@ -6,8 +6,8 @@
     python benchmarks/swimmer.py --name swimmer_anchor --algos softq-ugan --flags=--bridge-anchor   # a variant
 
 Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
-deterministic 5-episode eval return every ``--eval-every`` steps and the wall seconds of training so
-far) is rewritten after each evaluation, next to a checkpoint of the model and its replay buffer. A
+deterministic 5-episode eval return every ``--eval-every`` steps, the training scalars just before each (τ or α,
+entropy, mean Q, losses) and the wall seconds of training so far) is rewritten after each evaluation, next to a checkpoint of the model and its replay buffer. A
 rerun skips finished runs and resumes unfinished ones from their checkpoint. The report aggregates
 whatever exists into benchmarks/results/swimmer.md and swimmer.png (median with IQR band).
 Settings: SAC/TD3 as rl-baselines3-zoo's Swimmer-v4; SoftQ as train_rl.py's Swimmer defaults.
@@ -47,6 +47,18 @@ def settings(model) -> dict:
     """What a run was trained with, for the report (train_rl.py's defaults change as they are tuned)."""
     keys = ("gamma", "reward_scale", "temperature", "proposal", "policy_delay", "batch_size", "learning_rate")
     return {k: getattr(model, k) for k in keys if isinstance(getattr(model, k, None), (int, float, str))}
+
+
+TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_mean", "train/soft_value", "train/q_loss",
+              "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
+
+
+def train_stats(model) -> dict:
+    """The training scalars SB3's logger holds just before an evaluation (τ or SAC's α, the entropy, mean Q, the
+    losses: the last ``train`` call's, i.e. one gradient step's, since SB3 clears them at each log dump), so that a
+    run's evals.json carries them beside its returns across machines (checkpoints and TensorBoard files do not)."""
+    values = getattr(model.logger, "name_to_value", {})
+    return {k: round(float(values[k]), 6) for k in TRAIN_KEYS if isinstance(values.get(k), (int, float))}
 
 
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jobs: int = 1,
@@ -91,6 +103,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         sitting["seconds"] += elapsed
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         log["evals"].append([int(model.num_timesteps), float(mean)])
+        log.setdefault("train", []).append([int(model.num_timesteps), train_stats(model)])
         log["steps"] = sitting["end"] = int(model.num_timesteps)
         # write-then-rename, so a run killed mid-save (end of a sitting) resumes from the previous checkpoint
         model.save(run_dir / "model.tmp.zip")

@@ -24,6 +24,7 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     for algo in ("softq-ugan", "sac"):
         record = json.loads((tmp_path / "swimmer" / f"{algo}_0" / "evals.json").read_text())
         assert [t for t, _ in record["evals"]] == [200, 400] and record["seconds"] > 0
+        assert record["train"] == [[200, {}], [400, {}]]  # no gradient step before learning_starts (10,000): no scalars
     text = (tmp_path / "swimmer.md").read_text()
     assert "| 400 |" in text and "softq-ugan" in text and "sac" in text
     assert "| softq-ugan | 1 / 1 |" in text and "| sac | 1 / 1 |" in text and "× SAC" in text  # the summary
@@ -72,6 +73,28 @@ def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
     finished = [dict(steps=150_000, seconds=3600.0), dict(steps=150_000, seconds=3000.0)]  # 24.0 and 20.0
     assert cost_cell([warm_up, *finished], 150_000) == "22.0"
     assert cost_cell([warm_up], 150_000) == "0.2 (partial)"
+
+
+@pytest.mark.parametrize("algo", ["softq", "sac"])
+def test_swimmer_train_stats_read_the_last_training_scalars(algo):
+    """What each evaluation records beside its return: τ (SAC's α), mean Q and the losses of the last train call."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from stable_baselines3 import SAC
+
+    from agents import SoftQ
+    from swimmer import train_stats
+
+    if algo == "softq":
+        model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", learning_starts=50, batch_size=32, seed=0,
+                      temperature="auto")
+    else:
+        model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=50, batch_size=32, seed=0)
+    model.learn(120)
+    stats = train_stats(model)
+    assert 0 < stats["train/temperature" if algo == "softq" else "train/ent_coef"] < 1  # learned from 1 in 70 steps
+    assert {"train/q_mean", "sampler/generator_loss"} <= set(stats) if algo == "softq" else "train/critic_loss" in stats
+    assert all(isinstance(v, float) and v == v for v in stats.values())
 
 
 def test_swimmer_summary_counts_the_runs_that_end_on_the_fast_gait():
