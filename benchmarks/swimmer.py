@@ -6,10 +6,11 @@
     python benchmarks/swimmer.py --name swimmer_anchor --algos softq-ugan --flags=--bridge-anchor   # a variant
 
 Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
-deterministic 5-episode eval return every ``--eval-every`` steps, the training scalars just before each (τ or α,
-entropy, mean Q, losses) and the wall seconds of training so far) is rewritten after each evaluation, next to a checkpoint of the model and its replay buffer. A
-rerun skips finished runs and resumes unfinished ones from their checkpoint. The report aggregates
-whatever exists into benchmarks/results/swimmer.md and swimmer.png (median with IQR band).
+deterministic 5-episode eval return every ``--eval-every`` steps, the training scalars just before each
+(τ or α, entropy, mean Q, losses) and the wall seconds of training so far) is rewritten after each
+evaluation, next to a checkpoint of the model and its replay buffer. A rerun skips finished runs and
+resumes unfinished ones from their checkpoint. The report aggregates whatever exists into
+benchmarks/results/swimmer.md and swimmer.png (median with IQR band).
 Settings: SAC/TD3 as rl-baselines3-zoo's Swimmer-v4; SoftQ as train_rl.py's Swimmer defaults.
 """
 
@@ -49,6 +50,7 @@ def settings(model) -> dict:
     return {k: getattr(model, k) for k in keys if isinstance(getattr(model, k, None), (int, float, str))}
 
 
+FAST_GAIT = 300.0  # the eval return of Swimmer's fast gait: the issue's bar and the report's "≥ 300" columns
 TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_mean", "train/soft_value", "train/q_loss",
               "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
 
@@ -57,7 +59,7 @@ def train_stats(model) -> dict:
     """The training scalars SB3's logger holds just before an evaluation (τ or SAC's α, the entropy, mean Q, the
     losses: the last ``train`` call's, i.e. one gradient step's, since SB3 clears them at each log dump), so that a
     run's evals.json carries them beside its returns across machines (checkpoints and TensorBoard files do not)."""
-    values = getattr(model.logger, "name_to_value", {})
+    values = model.logger.name_to_value
     return {k: round(float(values[k]), 6) for k in TRAIN_KEYS if isinstance(values.get(k), (int, float))}
 
 
@@ -102,9 +104,10 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         log["seconds"] += elapsed
         sitting["seconds"] += elapsed
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
-        log["evals"].append([int(model.num_timesteps), float(mean)])
-        log.setdefault("train", []).append([int(model.num_timesteps), train_stats(model)])
-        log["steps"] = sitting["end"] = int(model.num_timesteps)
+        step = int(model.num_timesteps)
+        log["evals"].append([step, float(mean)])
+        log.setdefault("train", []).append([step, train_stats(model)])
+        log["steps"] = sitting["end"] = step
         # write-then-rename, so a run killed mid-save (end of a sitting) resumes from the previous checkpoint
         model.save(run_dir / "model.tmp.zip")
         model.save_replay_buffer(run_dir / "replay_buffer.tmp.pkl")
@@ -154,11 +157,11 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     for a in shown:
         done = [log for log in runs[a] if log.get("steps", 0) >= steps]
         final = [v for log in done for t, v in log["evals"] if t == steps]
-        first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= 300), 'never')}"
+        first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= FAST_GAIT), 'never')}"
                           for log in done) or "–"
         value, partial = cost(runs[a], steps)
         ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
-        fast = f"{sum(v >= 300 for v in final)} / {len(final)}" if final else "–"
+        fast = f"{sum(v >= FAST_GAIT for v in final)} / {len(final)}" if final else "–"
         lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {fast} | {first} "
                      f"| {cost_cell(runs[a], steps)} | {ratio} |")
     return lines + [""]
@@ -205,7 +208,7 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
               "|---|---|---|---|---|---|"]
     for a in shown:
         for log in runs[a]:
-            first = next((t for t, v in log["evals"] if v >= 300), None)
+            first = next((t for t, v in log["evals"] if v >= FAST_GAIT), None)
             lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} | {per_1k(log):.1f} "
                          f"| {sittings_cell(log)} |")
     return "\n".join(lines) + "\n"
