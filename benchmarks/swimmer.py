@@ -55,6 +55,11 @@ TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_m
               "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
 
 
+def first_fast(log: dict) -> int | None:
+    """The first evaluated step whose return is on the fast gait (≥ FAST_GAIT), None if none is."""
+    return next((t for t, v in log["evals"] if v >= FAST_GAIT), None)
+
+
 def train_stats(model) -> dict:
     """The training scalars SB3's logger holds just before an evaluation (τ or SAC's α, the entropy, mean Q, the
     losses: the last ``train`` call's, i.e. one gradient step's, since SB3 clears them at each log dump), so that a
@@ -157,8 +162,8 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     for a in shown:
         done = [log for log in runs[a] if log.get("steps", 0) >= steps]
         final = [v for log in done for t, v in log["evals"] if t == steps]
-        first = ", ".join(f"{log['seed']}: {next((f'{t // 1000}k' for t, v in log['evals'] if v >= FAST_GAIT), 'never')}"
-                          for log in done) or "–"
+        firsts = [(log["seed"], first_fast(log)) for log in done]
+        first = ", ".join(f"{seed}: {'never' if t is None else f'{t // 1000}k'}" for seed, t in firsts) or "–"
         value, partial = cost(runs[a], steps)
         ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
         fast = f"{sum(v >= FAST_GAIT for v in final)} / {len(final)}" if final else "–"
@@ -208,7 +213,7 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
               "|---|---|---|---|---|---|"]
     for a in shown:
         for log in runs[a]:
-            first = next((t for t, v in log["evals"] if v >= FAST_GAIT), None)
+            first = first_fast(log)
             lines.append(f"| {a} | {log['seed']} | {log.get('steps', 0)} | {first or 'never'} | {per_1k(log):.1f} "
                          f"| {sittings_cell(log)} |")
     return "\n".join(lines) + "\n"
