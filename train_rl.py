@@ -65,7 +65,7 @@ def presets_text() -> str:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip")
+              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler-grad-clip", type=float, default=None, metavar="NORM",
                    help="gradient-norm clip of each sampler network's step (default 10; 0: none). The sampler's loss is "
                         "in units of Q/τ, so with a learned τ of 0.01 its gradients are about 100 times SAC's actor's")
+    p.add_argument("--generator-lr", type=float, default=None, metavar="LR",
+                   help="U-GAN samplers: learning rate of the generator alone (default --lr); its critic and MAF "
+                        "bridge keep --lr")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -152,6 +155,8 @@ def validate(args: argparse.Namespace) -> None:
         fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
     if args.lr is not None and not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
+    if args.generator_lr is not None and not args.generator_lr > 0:
+        fail(f"--generator-lr must be positive, got {args.generator_lr}")
     if args.tau is not None:
         from agents.softq import parse_temperature
 
@@ -176,6 +181,8 @@ def validate(args: argparse.Namespace) -> None:
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
         fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
+    if args.generator_lr is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
+        fail(f"--generator-lr applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
 
@@ -221,6 +228,8 @@ def build_model(args: argparse.Namespace, env):
     sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0", "bridge_anchor") if pick(k) is not None}
     if pick("sampler_grad_clip") is not None:
         sampler_kwargs["max_grad_norm"] = pick("sampler_grad_clip") or None  # 0: no clip
+    if args.generator_lr is not None:
+        sampler_kwargs["lr_generator"] = args.generator_lr  # the U-GAN config's; its critic and bridge keep --lr
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

@@ -96,6 +96,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler-grad-clip", "-1"], "--sampler-grad-clip must be >= 0 (0: no clip), got -1.0"),
     (["--sampler-grad-clip", "nan"], "--sampler-grad-clip must be >= 0"),
     (["--algo", "sac", "--sampler-grad-clip", "5"], "--sampler-grad-clip applies to --algo softq only"),
+    (["--generator-lr", "0"], "--generator-lr must be positive, got 0.0"),
+    (["--sampler", "maf", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not maf"),
+    (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
      "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
 ])
@@ -258,6 +261,25 @@ def test_sampler_grad_clip_reaches_the_sampler_trainer(sampler):
     assert clip() == (10.0, "unset")
     assert clip("--sampler-grad-clip", "2.5") == (2.5, 2.5)
     assert clip("--sampler-grad-clip", "0") == (None, None)
+
+
+def test_generator_lr_reaches_the_generator_optimizer_alone():
+    """--generator-lr sets the U-GAN generator's Adam step size; its critic and bridge keep --lr."""
+    sys.path.insert(0, str(ROOT))
+    from envs import make_env
+    from train_rl import build_model, build_parser
+
+    def lrs(*flags):
+        args = build_parser().parse_args(["--env", "MultiGoal-v0", "--steps", "1000", "--sampler", "ugan", *flags])
+        model, config = build_model(args, make_env("MultiGoal-v0"))
+        trainer = model.policy.sampler_trainer
+        return tuple(opt.param_groups[0]["lr"] for opt in
+                     (trainer.generator_optimizer, trainer.critic_optimizer, trainer.bridge_optimizer)), config
+
+    (gen, critic, bridge), config = lrs("--lr", "3e-4")
+    assert (gen, critic, bridge) == (3e-4, 3e-4, 3e-4) and "lr_generator" not in config
+    (gen, critic, bridge), config = lrs("--lr", "3e-4", "--generator-lr", "1e-4")
+    assert (gen, critic, bridge) == (1e-4, 3e-4, 3e-4) and config["lr_generator"] == 1e-4
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
