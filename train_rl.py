@@ -65,7 +65,8 @@ def presets_text() -> str:
 
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
-              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr")
+              "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
+              "shared_bridge_step")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge-anchor", action=argparse.BooleanOptionalAction, default=None,
                    help="U-GAN samplers: anchor the MAF bridge at the generator's zero-noise output, "
                         "ν(a|s) = ν0(a − G(0; s) | s) (default off or a preset's)")
+    p.add_argument("--shared-bridge-step", action=argparse.BooleanOptionalAction, default=None,
+                   help="U-GAN samplers: take the bridge's MLE step from the generator's own backward, on the "
+                        "generator's samples (one MAF pass fewer per update; default off or a preset's)")
     p.add_argument("--sampler-grad-clip", type=float, default=None, metavar="NORM",
                    help="gradient-norm clip of each sampler network's step (default 10; 0: none). The sampler's loss is "
                         "in units of Q/τ, so with a learned τ of 0.01 its gradients are about 100 times SAC's actor's")
@@ -181,6 +185,8 @@ def validate(args: argparse.Namespace) -> None:
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
         fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
+    if args.shared_bridge_step is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
+        fail(f"--shared-bridge-step applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.generator_lr is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
         fail(f"--generator-lr applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
@@ -225,7 +231,8 @@ def build_model(args: argparse.Namespace, env):
     if args.sampler_batch_size is not None:
         common["sampler_batch_size"] = args.sampler_batch_size
     net_arch = {} if pick("net_arch") is None else dict(net_arch=list(pick("net_arch")))
-    sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0", "bridge_anchor") if pick(k) is not None}
+    sampler_kwargs = {k: pick(k) for k in ("schedule", "lambda0", "bridge_anchor", "shared_bridge_step")
+                      if pick(k) is not None}
     if pick("sampler_grad_clip") is not None:
         sampler_kwargs["max_grad_norm"] = pick("sampler_grad_clip") or None  # 0: no clip
     if args.generator_lr is not None:

@@ -5,6 +5,7 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
     python benchmarks/profile_softq.py --preset --agents sac ugan --sampler-particles 1 --sampler-batch-size 256 --no-profile
     python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+shared sac --no-profile   # --shared-bridge-step
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -28,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train_rl.py's flags of the same names
 
+MODIFIERS = {"anchor": "--bridge-anchor", "shared": "--shared-bridge-step"}  # --agents ugan+<name>: train_rl.py's flag
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,7 +38,8 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--agents", nargs="+", default=["ugan", "svgd", "sac"],
                    help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2); with --preset, "
-                        "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor")
+                        "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor, ugan+shared its "
+                        "--shared-bridge-step (ugan+anchor+shared both)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
@@ -56,8 +60,10 @@ def main() -> None:
             fail(f"--{flag.replace('_', '-')} applies with --preset only")
     for name in args.agents:
         sampler, _, delay = name.partition("/")
-        if sampler.endswith("+anchor") and not (args.preset and sampler.startswith("ugan")):
-            fail(f"--agents {name}: +anchor applies to a U-GAN sampler with --preset only, e.g. ugan+anchor")
+        base, *mods = sampler.split("+")
+        if mods and not (args.preset and base.startswith("ugan") and set(mods) <= set(MODIFIERS)):
+            fail(f"--agents {name}: the modifiers +{' +'.join(MODIFIERS)} apply to a U-GAN sampler with --preset only, e.g. "
+                 "ugan+anchor")
         if delay and (sampler in ("sac", "td3") or not delay.isdigit() or int(delay) < 1):
             fail(f"--agents {name}: /N (a policy delay N >= 1) applies to a SoftQ sampler only, e.g. ugan/2")
     env = make_env("Swimmer-v4", seed=0)
@@ -67,8 +73,8 @@ def main() -> None:
             from train_rl import default_model
 
             softq = sampler not in ("sac", "td3")
-            sampler, anchor, _ = sampler.partition("+anchor")
-            flags = (["--policy-delay", delay] if delay else []) + (["--bridge-anchor"] if anchor else [])
+            sampler, *mods = sampler.split("+")
+            flags = (["--policy-delay", delay] if delay else []) + [MODIFIERS[m] for m in mods]
             for flag in PRESET_FLAGS:  # train_rl.py's flags, checked there
                 if softq and getattr(args, flag) is not None:
                     flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]

@@ -64,6 +64,11 @@ class UGANConfig:
     off by default."""
     critic: bool = True
     """Use the critic (the paper's U-GAN). False drops D: generator loss log ν(G) − (1+λ) log u(G)."""
+    shared_bridge_step: bool = False
+    """Take the bridge's first MLE step from the generator's backward, on the generator's samples before its update:
+    the generator loss holds +log ν, so its gradient in ν's parameters is minus the NLL's. Saves one MAF forward and
+    backward per update (about a fifth of the SoftQ agent's gradient step, profile_softq.md) at the price of one
+    bridge step taken beside the generator's rather than after it; the SoftQ agent turns it on."""
     critic_steps: int = 1
     """Critic updates per generator update."""
     bridge_steps: int = 5
@@ -242,10 +247,15 @@ class UGAN:
         lam = self.schedule(t)
         x, log_g = s.rsample_and_log_prob(n, context) if s.has_density else (s.rsample(n, context), None)
         log_u = log_prob(x, context)
-        log_rho = s.log_prob(x, context)  # D + log ν, gradients reach only the generator (see below)
+        log_nu = s.bridge.log_prob(x, context)
+        log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
         loss = (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
-        optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
+        out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
+        if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
+            self._generator_and_bridge_step(loss)
+        else:
+            optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
         with torch.no_grad():
             out["kl_estimate"] = (log_rho - log_u).mean().item()  # KL(ρ‖u) + log Z
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
@@ -253,8 +263,8 @@ class UGAN:
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
             out["log_u"] = log_u.mean().item()
 
-        # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2)
-        for _ in range(c.bridge_steps):
+        # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2); a shared first step was taken above
+        for _ in range(c.bridge_steps - int(c.shared_bridge_step)):
             with torch.no_grad():
                 x_g = s.rsample(n, context)
             nll = -s.bridge.log_prob(x_g, context).mean()
@@ -264,3 +274,19 @@ class UGAN:
         out["lambda"] = lam
         self.num_updates += 1
         return out
+
+    def _generator_and_bridge_step(self, loss: Tensor) -> None:
+        """Step the generator on ``loss`` and the bridge on its NLL at the same samples, from one backward: ``loss``
+        holds +mean log ν(x) (and nothing else that depends on ν), so ∂loss/∂θ_ν = −∇_θν NLL(x)."""
+        s, c = self.sampler, self.config
+        generator_params, bridge_params = list(s.generator.parameters()), list(s.bridge.parameters())
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        self.bridge_optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=generator_params + bridge_params)
+        for p in bridge_params:
+            if p.grad is not None:
+                p.grad.neg_()
+        for optimizer, params in ((self.generator_optimizer, generator_params), (self.bridge_optimizer, bridge_params)):
+            if c.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+            optimizer.step()

@@ -97,6 +97,8 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler-grad-clip", "nan"], "--sampler-grad-clip must be >= 0"),
     (["--algo", "sac", "--sampler-grad-clip", "5"], "--sampler-grad-clip applies to --algo softq only"),
     (["--generator-lr", "0"], "--generator-lr must be positive, got 0.0"),
+    (["--sampler", "maf", "--shared-bridge-step"], "--shared-bridge-step applies to the U-GAN samplers, not maf"),
+    (["--algo", "sac", "--shared-bridge-step"], "--shared-bridge-step applies to --algo softq only"),
     (["--sampler", "maf", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not maf"),
     (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
@@ -280,6 +282,21 @@ def test_generator_lr_reaches_the_generator_optimizer_alone():
     assert (gen, critic, bridge) == (3e-4, 3e-4, 3e-4) and "lr_generator" not in config
     (gen, critic, bridge), config = lrs("--lr", "3e-4", "--generator-lr", "1e-4")
     assert (gen, critic, bridge) == (1e-4, 3e-4, 3e-4) and config["lr_generator"] == 1e-4
+
+
+def test_shared_bridge_step_flag_reaches_the_ugan_config():
+    sys.path.insert(0, str(ROOT))
+    from envs import make_env
+    from train_rl import build_model, build_parser
+
+    def shared(*flags):
+        args = build_parser().parse_args(["--env", "Swimmer-v4", "--steps", "1000", "--sampler", "ugan", *flags])
+        model, config = build_model(args, make_env("Swimmer-v4"))
+        return model.policy.sampler_trainer.config.shared_bridge_step, config.get("shared_bridge_step", "unset")
+
+    assert shared() == (False, "unset")
+    assert shared("--shared-bridge-step") == (True, True)
+    assert shared("--no-shared-bridge-step") == (False, False)
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():

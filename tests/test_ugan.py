@@ -29,6 +29,34 @@ def test_ugan_samples_banana():
     assert m["mmd2"] <= 0.005, m
 
 
+def test_shared_bridge_step_is_the_bridge_nll_gradient_on_the_generators_samples():
+    """shared_bridge_step: one backward of the generator loss gives the generator its gradient and the bridge the
+    gradient of its NLL at the same samples (the loss holds +log ν, VA §3.2), exactly."""
+    torch.manual_seed(0)
+    trainer = UGAN(UGANConfig(features=2, context_features=3, shared_bridge_step=True, max_grad_norm=None, **FAST))
+    s, context = trainer.sampler, torch.randn(5, 3)
+    for optimizer in (trainer.generator_optimizer, trainer.bridge_optimizer):
+        optimizer.param_groups[0]["lr"] = 0.0  # the step leaves the gradients to compare
+    x = s.rsample(7, context)
+    loss = (s.log_prob(x, context) + 0.5 * x.pow(2).sum(-1)).mean()  # a standard normal target u
+    want_g = torch.autograd.grad(loss, list(s.generator.parameters()), retain_graph=True)
+    want_nu = torch.autograd.grad(-s.bridge.log_prob(x.detach(), context).mean(), list(s.bridge.parameters()))
+    trainer._generator_and_bridge_step(loss)
+    for want, params in ((want_g, s.generator.parameters()), (want_nu, s.bridge.parameters())):
+        for w, p in zip(want, params):
+            torch.testing.assert_close(p.grad, w)
+    assert all(p.grad is None for p in s.critic.parameters())  # the critic is not stepped by it
+
+
+def test_shared_bridge_step_still_samples_banana():
+    torch.manual_seed(0)
+    target = make_target("banana")
+    trainer = UGAN(UGANConfig(features=2, total_steps=600, shared_bridge_step=True, **FAST))
+    train(trainer, target.log_prob, 600)
+    m = evaluate_samples(trainer.sample(2000), target, n_ref=2000, seed=1)
+    assert m["mmd2"] <= 0.005, m
+
+
 def test_ugan_nma_covers_both_kidney_modes():
     torch.manual_seed(0)
     target = make_target("kidney")
