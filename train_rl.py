@@ -185,10 +185,9 @@ def validate(args: argparse.Namespace) -> None:
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
         fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
-    if args.shared_bridge_step is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
-        fail(f"--shared-bridge-step applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
-    if args.generator_lr is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
-        fail(f"--generator-lr applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
+    for name in ("shared_bridge_step", "generator_lr"):
+        if getattr(args, name) is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
+            fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
 

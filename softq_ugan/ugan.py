@@ -251,8 +251,8 @@ class UGAN:
         log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
         loss = (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
-        out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
+            out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
             self._generator_and_bridge_step(loss)
         else:
             optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
