@@ -36,11 +36,13 @@ SOFTQ_BASE = dict(tau="1.0", proposal="uniform", policy_delay=1, value_particles
 # on 12 (82.9), where SQL's settings found it on none of the benchmark's seeds 0-2 (swimmer.md). With the U-GAN it
 # needs the U-GAN's own samples and density estimate log ν + D (proposal "generator"): with the bridge as proposal
 # and τ gauge seed 10 ended at 25.8; with its own, seeds 10 and 11 held ≥ 300 from 100k (330.7 at 150k, 345.7 at
-# 140k; seed 12: 69.2 at 110k, unfinished; swimmer_tuning.md), with 4 samples per state per U-GAN update for cost.
+# 140k; seed 12: 69.2 at 110k, unfinished; swimmer_tuning.md), with 4 samples per state per U-GAN update for cost,
+# and the bridge's MLE step taken from the generator's backward (1.48x SAC's gradient step against 1.79x; on tuning
+# seeds 15 and 16 as the unshared preset did: 337.9 and 37.7 at 150k; swimmer_tuning.md, session 21).
 SAC_STYLE = dict(reward_scale=1.0, tau="auto", value_particles=1, schedule="none", net_arch=[256, 256], batch_size=256)
 SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFTQ_BASE and ENV_DEFAULTS
     ("Swimmer", "maf"): dict(SAC_STYLE, proposal="generator"),
-    ("Swimmer", "ugan"): dict(SAC_STYLE, proposal="generator", sampler_particles=4),
+    ("Swimmer", "ugan"): dict(SAC_STYLE, proposal="generator", sampler_particles=4, shared_bridge_step=True),
 }
 # The MAF policy: as many goals and episodes reaching one as the U-GAN on MultiGoal-v0, the same Swimmer-v4 returns
 # (medians 41.8 against 54.2 on seeds 0-2, both on the slow gait in two seeds), at 0.5-0.6x the U-GAN's wall time

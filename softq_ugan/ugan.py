@@ -68,7 +68,8 @@ class UGANConfig:
     """Take the bridge's first MLE step from the generator's backward, on the generator's samples before its update:
     the generator loss holds +log ν, so its gradient in ν's parameters is minus the NLL's. Saves one MAF forward and
     backward per update (17% of the Swimmer preset's gradient step, profile_softq.md, session 21) at the price of one
-    bridge step taken beside the generator's rather than after it. Off by default (``--shared-bridge-step``)."""
+    bridge step taken beside the generator's rather than after it. Off by default; on in train_rl.py's Swimmer U-GAN
+    preset (``--shared-bridge-step``)."""
     critic_steps: int = 1
     """Critic updates per generator update."""
     bridge_steps: int = 5

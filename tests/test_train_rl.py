@@ -323,6 +323,9 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
         "auto", "generator", 1, 4)
     assert model.policy.net_arch == [256, 256] and model.batch_size == 256
     assert model.policy.sampler_trainer.config.batch_size == 4 and model.policy.sampler_trainer.config.schedule == "none"
+    assert model.policy.sampler_trainer.config.shared_bridge_step and config["shared_bridge_step"] is True
+    model, config = build("Swimmer-v4", "--sampler", "ugan", "--no-shared-bridge-step")
+    assert not model.policy.sampler_trainer.config.shared_bridge_step
     for env_id, sampler in (("Swimmer-v4", "ugan-nocritic"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
                             ("MultiGoal-v0", "ugan"), ("MultiGoal-v0", "maf")):
         model, config = build(env_id, "--sampler", sampler)
