@@ -77,9 +77,25 @@ def optimizer_step(
     max_grad_norm: float | None,
 ) -> None:
     """Zero, backpropagate into ``params`` only (other modules' gradients are untouched), clip, step."""
-    params = list(params)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=params)
-    if max_grad_norm is not None:
-        nn.utils.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
+    joint_step(loss, [(optimizer, params, 1.0)], max_grad_norm)
+
+
+def joint_step(
+    loss: Tensor,
+    groups: Sequence[tuple[torch.optim.Optimizer, Iterable[Tensor], float]],
+    max_grad_norm: float | None,
+) -> None:
+    """One backward of ``loss`` into every group's parameters only, then per group (optimizer, params, sign): the
+    gradients times ``sign`` (−1: that group ascends ``loss``), clipped to ``max_grad_norm`` within the group, a step."""
+    groups = [(optimizer, list(params), sign) for optimizer, params, sign in groups]
+    for optimizer, _, _ in groups:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=[p for _, params, _ in groups for p in params])
+    for optimizer, params, sign in groups:
+        if sign != 1.0:
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(sign)
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()

@@ -26,7 +26,7 @@ from softq_ugan.flows import ConditionalMAF, ShiftedFlow
 from softq_ugan.flows.oneway import OneWayGenerator
 from softq_ugan.gan.losses import logistic_critic_loss
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import MLP, adam, check_finite, optimizer_step, require_positive, with_context
+from softq_ugan.nets import MLP, adam, check_finite, joint_step, optimizer_step, require_positive, with_context
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
 GENERATORS = ("mlp", "oneway")
@@ -254,7 +254,10 @@ class UGAN:
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
-            self._generator_and_bridge_step(loss)
+            # loss holds +mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −∇_θν NLL(x): the bridge
+            # descends its NLL by ascending the generator's loss
+            joint_step(loss, [(self.generator_optimizer, s.generator.parameters(), 1.0),
+                              (self.bridge_optimizer, s.bridge.parameters(), -1.0)], c.max_grad_norm)
         else:
             optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
         with torch.no_grad():
@@ -275,19 +278,3 @@ class UGAN:
         out["lambda"] = lam
         self.num_updates += 1
         return out
-
-    def _generator_and_bridge_step(self, loss: Tensor) -> None:
-        """Step the generator on ``loss`` and the bridge on its NLL at the same samples, from one backward: ``loss``
-        holds +mean log ν(x) (and nothing else that depends on ν), so ∂loss/∂θ_ν = −∇_θν NLL(x)."""
-        s, c = self.sampler, self.config
-        generator_params, bridge_params = list(s.generator.parameters()), list(s.bridge.parameters())
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        self.bridge_optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=generator_params + bridge_params)
-        for p in bridge_params:
-            if p.grad is not None:
-                p.grad.neg_()
-        for optimizer, params in ((self.generator_optimizer, generator_params), (self.bridge_optimizer, bridge_params)):
-            if c.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, c.max_grad_norm)
-            optimizer.step()
