@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-starts", type=int, default=None, help="random steps before training (default: per env)")
     p.add_argument("--net-arch", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="hidden widths of the Q networks (default 128 128 or a preset's; sac/td3: of actor and critics, zoo's)")
+    p.add_argument("--n-critics", type=int, default=None, metavar="N",
+                   help="Q networks; the soft Bellman target takes their minimum (default 2, SAC's; sac/td3 too)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16 or a preset's)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (the sampler's own samples and density; not svgd) "
                    "(default uniform or a preset's)")
@@ -152,7 +154,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
-                 "policy_delay", "sampler_particles", "sampler_batch_size"):
+                 "policy_delay", "sampler_particles", "sampler_batch_size", "n_critics"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.sampler_grad_clip is not None and not args.sampler_grad_clip >= 0:
@@ -213,13 +215,14 @@ def build_model(args: argparse.Namespace, env):
         ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
     common["buffer_size"] = buffer_size(args)
     net_arch = {} if args.net_arch is None else dict(net_arch=list(args.net_arch))
+    n_critics = {} if args.n_critics is None else dict(n_critics=args.n_critics)
     if args.algo != "softq":  # the zoo's settings, but for what the command line names
-        if net_arch:
-            common["policy_kwargs"] = net_arch
+        if net_arch or n_critics:
+            common["policy_kwargs"] = {**net_arch, **n_critics}
         model = make_sb3(args.algo, env, args.seed, device=args.device, **common)
         return model, dict(gamma=model.gamma, learning_rate=model.learning_rate, batch_size=model.batch_size,
                            learning_starts=model.learning_starts, tau=model.tau, buffer_size=model.buffer_size,
-                           **net_arch)
+                           **net_arch, **n_critics)
     preset = softq_defaults(args.env, args.sampler)
     common.setdefault("gamma", preset["gamma"])
     common.setdefault("learning_starts", preset["learning_starts"])
@@ -245,12 +248,12 @@ def build_model(args: argparse.Namespace, env):
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
                   policy_delay=pick("policy_delay"), **common)
-    policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch}
+    policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch, **n_critics}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
     if args.sampler_batch_size is not None and args.sampler_batch_size > model.batch_size:
         raise ValueError(f"--sampler-batch-size {args.sampler_batch_size} exceeds the Q minibatch ({model.batch_size}) "
                          "that it takes its states from")
-    recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch}
+    recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch, **n_critics}
     recorded["sampler_batch_size"] = model.sampler_states  # the states each update uses
     if "batch_size" in sampler_kwargs:  # not under "batch_size", which is the minibatch of the Q updates
         recorded["sampler_particles"] = sampler_kwargs["batch_size"]

@@ -32,6 +32,8 @@ def make_sb3(algo: str, env, seed: int, **overrides: Any):
 
     cls = sb3_class(algo)
     kwargs = {**ZOO[algo], **overrides}
+    if "policy_kwargs" in overrides:  # what the caller names, on top of the zoo's network (TD3's 400 × 300)
+        kwargs["policy_kwargs"] = {**ZOO[algo].get("policy_kwargs", {}), **overrides["policy_kwargs"]}
     if algo == "td3":
         d = env.action_space.shape[0]
         kwargs.setdefault("action_noise", NormalActionNoise(np.zeros(d), 0.1 * np.ones(d)))

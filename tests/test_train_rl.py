@@ -87,6 +87,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--env", "MultiGoal-v0", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
+    (["--n-critics", "0"], "--n-critics must be positive, got 0"),
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
     (["--sampler", "svgd", "--proposal", "generator"], "proposal 'generator' needs a sampler with a density"),
     (["--sampler-batch-size", "0"], "--sampler-batch-size must be positive, got 0"),
@@ -246,6 +247,31 @@ def test_net_arch_sets_the_hidden_widths(algo):
     assert widths[:3] == [48, 24, 1]  # the first Q network: 48 → 24 → Q
     if algo == "sac":
         assert [m.out_features for m in model.policy.actor.latent_pi.modules() if isinstance(m, torch.nn.Linear)] == [48, 24]
+
+
+@pytest.mark.parametrize("algo", ["softq", "sac", "td3"])
+def test_n_critics_sets_the_number_of_q_networks_and_each_is_trained(algo):
+    """--n-critics reaches SoftQ's twin (here triple) critic or SB3's, keeps the zoo's TD3 network, is recorded, and a
+    few updates move every Q network (the Bellman loss covers all of them; the target takes their minimum)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from train_rl import build_model, build_parser
+
+    from envs import make_env
+
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--algo", algo, "--n-critics", "3", "--steps", "500",
+                                      "--learning-starts", "20", "--batch-size", "16"])
+    if algo == "softq":
+        args.sampler = "ugan"
+    model, config = build_model(args, make_env("MultiGoal-v0", seed=0))
+    assert config["n_critics"] == 3 and len(model.policy.critic.q_networks) == 3
+    if algo == "td3":
+        assert [m.out_features for m in model.policy.actor.mu.modules() if isinstance(m, torch.nn.Linear)][:2] == [400, 300]
+    before = [[p.detach().clone() for p in q.parameters()] for q in model.policy.critic.q_networks]
+    model.learn(40)
+    for q, params in zip(model.policy.critic.q_networks, before):
+        assert any(not torch.equal(p, p0) for p, p0 in zip(q.parameters(), params))
 
 
 @pytest.mark.parametrize("sampler", ["ugan", "maf", "svgd"])
