@@ -5,7 +5,8 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
     python benchmarks/profile_softq.py --preset --agents sac ugan --sampler-particles 1 --sampler-batch-size 256 --no-profile
     python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
-    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+shared sac --no-profile   # --shared-bridge-step
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+unshared sac --no-profile   # --no-shared-bridge-step
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train_rl.py's flags of the same names
 
-MODIFIERS = {"anchor": "--bridge-anchor", "shared": "--shared-bridge-step"}  # --agents ugan+<name>: train_rl.py's flag
+# --agents ugan+<name>: train_rl.py's flags (the Swimmer preset takes the shared bridge step from session 22 on)
+MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], "unshared": ["--no-shared-bridge-step"],
+             "critics3": ["--n-critics", "3"]}
 
 
 def main() -> None:
@@ -39,7 +42,8 @@ def main() -> None:
     p.add_argument("--agents", nargs="+", default=["ugan", "svgd", "sac"],
                    help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2); with --preset, "
                         "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor, ugan+shared its "
-                        "--shared-bridge-step (ugan+anchor+shared both)")
+                        "--shared-bridge-step (ugan+anchor+shared both), ugan+unshared --no-shared-bridge-step, "
+                        "ugan+critics3 --n-critics 3")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
@@ -74,7 +78,7 @@ def main() -> None:
 
             softq = sampler not in ("sac", "td3")
             sampler, *mods = sampler.split("+")
-            flags = (["--policy-delay", delay] if delay else []) + [MODIFIERS[m] for m in mods]
+            flags = (["--policy-delay", delay] if delay else []) + [f for m in mods for f in MODIFIERS[m]]
             for flag in PRESET_FLAGS:  # train_rl.py's flags, checked there
                 if softq and getattr(args, flag) is not None:
                     flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]

@@ -271,10 +271,17 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     assert isinstance(model.sampler_trainer.sampler.bridge, ShiftedFlow)  # what ugan+anchor builds
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, [])
     assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # the preset stays unanchored
+    assert model.sampler_trainer.config.shared_bridge_step and len(model.critic.q_networks) == 2
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from profile_softq import MODIFIERS
+
+    flags = [f for m in ("unshared", "critics3") for f in MODIFIERS[m]]  # what ugan+unshared+critics3 passes
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, flags)
+    assert not model.sampler_trainer.config.shared_bridge_step and len(model.critic.q_networks) == 3
     for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert r.returncode == 2 and "+anchor +shared apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
 
 
 def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
