@@ -315,14 +315,16 @@ def test_shared_bridge_step_flag_reaches_the_ugan_config():
     from envs import make_env
     from train_rl import build_model, build_parser
 
-    def shared(*flags):
-        args = build_parser().parse_args(["--env", "Swimmer-v4", "--steps", "1000", "--sampler", "ugan", *flags])
-        model, config = build_model(args, make_env("Swimmer-v4"))
+    def shared(env_id, *flags):
+        args = build_parser().parse_args(["--env", env_id, "--steps", "1000", "--sampler", "ugan", *flags])
+        model, config = build_model(args, make_env(env_id))
         return model.policy.sampler_trainer.config.shared_bridge_step, config.get("shared_bridge_step", "unset")
 
-    assert shared() == (False, "unset")
-    assert shared("--shared-bridge-step") == (True, True)
-    assert shared("--no-shared-bridge-step") == (False, False)
+    # no preset: the UGANConfig default (separate bridge step); the Swimmer-v4 preset takes the shared step
+    assert shared("Pendulum-v1") == (False, "unset")
+    assert shared("Pendulum-v1", "--shared-bridge-step") == (True, True)
+    assert shared("Swimmer-v4") == (True, True)
+    assert shared("Swimmer-v4", "--no-shared-bridge-step") == (False, False)
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
