@@ -309,13 +309,27 @@ def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
                          policy_kwargs=dict(net_arch=[32, 32]))}
     for name, model in models.items():
         model.learn(100)
-        for q_net, bias in zip(model.critic.q_networks, (7.0, 3.0)):
-            with torch.no_grad():
-                q_net[-1].weight.zero_(), q_net[-1].bias.fill_(bias)
+        for critic in (model.critic, model.critic_target):
+            for q_net, bias in zip(critic.q_networks, (7.0, 3.0)):
+                with torch.no_grad():
+                    q_net[-1].weight.zero_(), q_net[-1].bias.fill_(bias)
         model.save(tmp_path / f"{name}.zip")
+    models["softq"].save_replay_buffer(tmp_path / "softq_replay_buffer.pkl")
     out = run("benchmarks/critic_bias.py", str(tmp_path / "softq.zip"), str(tmp_path / "sac.zip"),
-              "--rollout-steps", "60", "--horizon", "20").stdout
-    rows = [line.strip("|").split("|") for line in out.splitlines() if line.startswith(f"| {tmp_path}")]
+              "--rollout-steps", "60", "--horizon", "20", "--bellman", "64").stdout
+    # the Bellman table (SoftQ only): with Q ≡ 3, SQL's soft value over M uniform particles (q = 2^-d, τ = 1) is
+    # V = τ log mean(exp(3/τ) / q) = 3 + τ d log 2 exactly, so the target is r + γ (3 + 2 log 2) on Swimmer (d = 2)
+    (bellman,) = [line.strip("|").split("|") for line in out.split("Soft Bellman target")[1].splitlines()
+                  if line.startswith(f"| {tmp_path}")]
+    softq = models["softq"]
+    assert softq.proposal == "uniform" and softq.policy.temperature == 1.0, "the closed form above assumes SQL's soft value"
+    r, q, target, gap, q_next, ent = (float(v) for v in bellman[1:7])
+    assert q == 3.0 and q_next == 3.0 and np.isfinite(ent), out
+    assert target == pytest.approx(r + softq.gamma * (3.0 + 2 * np.log(2.0)), abs=0.012), out
+    assert gap == pytest.approx(q - target, abs=0.012), out
+    assert bellman[7].strip() != "– / –", out  # the U-GAN's D percentiles
+    rows = [line.strip("|").split("|") for line in out.split("Soft Bellman target")[0].splitlines()
+            if line.startswith(f"| {tmp_path}")]
     assert [(row[1].strip(), row[4].strip()) for row in rows] == [
         ("softq", "stochastic"), ("softq", "deterministic"), ("sac", "stochastic"), ("sac", "deterministic")], out
     for row in rows:
@@ -323,6 +337,7 @@ def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
         assert q == 3.0 and gap == pytest.approx(q - g, abs=0.11) and abs(g) < 50, out
     for args, expected in (([str(tmp_path / "nope.zip")], "no such checkpoint"),
                            ([str(tmp_path / "sac.zip"), "--horizon", "100", "--rollout-steps", "10"], "--horizon"),
-                           ([str(tmp_path / "sac.zip"), "--env", "Nope-v0"], "unknown environment")):
+                           ([str(tmp_path / "sac.zip"), "--env", "Nope-v0"], "unknown environment"),
+                           ([str(tmp_path / "sac.zip"), "--bellman", "-1"], "--bellman")):
         bad = subprocess.run([sys.executable, "benchmarks/critic_bias.py", *args], capture_output=True, text=True, cwd=ROOT)
         assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error:") and expected in bad.stderr, bad.stderr
