@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -68,7 +69,7 @@ def presets_text() -> str:
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
               "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
-              "shared_bridge_step")
+              "shared_bridge_step", "critic_pessimism")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden widths of the Q networks (default 128 128 or a preset's; sac/td3: of actor and critics, zoo's)")
     p.add_argument("--n-critics", type=int, default=None, metavar="N",
                    help="Q networks; the soft Bellman target takes their minimum (default 2, SAC's; sac/td3 too)")
+    p.add_argument("--critic-pessimism", type=float, default=None, metavar="C",
+                   help="the soft value and the sampler's target take mean − C·std over the Q networks instead of their "
+                        "minimum (C = 1 is the minimum for two; above 1, more pessimistic; default: the minimum)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16 or a preset's)")
     p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (the sampler's own samples and density; not svgd) "
                    "(default uniform or a preset's)")
@@ -159,6 +163,8 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.sampler_grad_clip is not None and not args.sampler_grad_clip >= 0:
         fail(f"--sampler-grad-clip must be >= 0 (0: no clip), got {args.sampler_grad_clip}")
+    if args.critic_pessimism is not None and not (math.isfinite(args.critic_pessimism) and args.critic_pessimism >= 0):
+        fail(f"--critic-pessimism must be a finite number >= 0, got {args.critic_pessimism}")
     if args.net_arch is not None and min(args.net_arch) <= 0:
         fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
     if args.lr is not None and not args.lr > 0:
@@ -248,12 +254,13 @@ def build_model(args: argparse.Namespace, env):
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
                   policy_delay=pick("policy_delay"), **common)
-    policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch, **n_critics}
+    critics = {**n_critics, **({} if pick("critic_pessimism") is None else dict(critic_pessimism=pick("critic_pessimism")))}
+    policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch, **critics}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
     if args.sampler_batch_size is not None and args.sampler_batch_size > model.batch_size:
         raise ValueError(f"--sampler-batch-size {args.sampler_batch_size} exceeds the Q minibatch ({model.batch_size}) "
                          "that it takes its states from")
-    recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch, **n_critics}
+    recorded = {**config, **{k: v for k, v in sampler_kwargs.items() if k != "batch_size"}, **net_arch, **critics}
     recorded["sampler_batch_size"] = model.sampler_states  # the states each update uses
     if "batch_size" in sampler_kwargs:  # not under "batch_size", which is the minibatch of the Q updates
         recorded["sampler_particles"] = sampler_kwargs["batch_size"]

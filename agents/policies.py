@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
@@ -98,6 +99,9 @@ class SoftQPolicy(BasePolicy):
     :param temperature: τ of the Boltzmann policy exp(Q/τ).
     :param num_eval_particles: candidates for deterministic actions (the best-Q one is taken).
     :param anneal_steps: annealing horizon of the sampler's λ_t, in gradient steps.
+    :param n_critics: Q networks (SAC's 2).
+    :param critic_pessimism: None (default): the soft value and the Boltzmann target take the minimum over the Q
+        networks; c >= 0: their mean − c·std instead (c = 1 is the minimum for two; c > 1 more pessimistic).
     """
 
     critic: ContinuousCritic
@@ -121,6 +125,7 @@ class SoftQPolicy(BasePolicy):
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
+        critic_pessimism: float | None = None,
     ):
         super().__init__(
             observation_space,
@@ -143,6 +148,9 @@ class SoftQPolicy(BasePolicy):
         self.num_eval_particles = num_eval_particles
         self.anneal_steps = anneal_steps
         self.n_critics = n_critics
+        if critic_pessimism is not None and not (np.isfinite(critic_pessimism) and critic_pessimism >= 0):
+            raise ValueError(f"critic_pessimism must be a finite number >= 0 (None: the minimum), got {critic_pessimism}")
+        self.critic_pessimism = critic_pessimism
         self.action_dim = int(spaces.flatdim(action_space))
         self._build(lr_schedule)
 
@@ -192,6 +200,7 @@ class SoftQPolicy(BasePolicy):
             num_eval_particles=self.num_eval_particles,
             anneal_steps=self.anneal_steps,
             n_critics=self.n_critics,
+            critic_pessimism=self.critic_pessimism,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
@@ -206,8 +215,9 @@ class SoftQPolicy(BasePolicy):
         return self.extract_features(obs, self.sampler_features)
 
     def q_min(self, obs: Tensor, actions: Tensor, target: bool = False) -> Tensor:
-        """min_i Q_i(s, a) for obs ``(B, o)`` and actions ``(B, K, d)`` → ``(B, K)``."""
-        return q_min(self.critic_target if target else self.critic, obs, actions)
+        """min_i Q_i(s, a) for obs ``(B, o)`` and actions ``(B, K, d)`` → ``(B, K)`` (with ``critic_pessimism`` c:
+        mean − c·std over the critics instead)."""
+        return q_min(self.critic_target if target else self.critic, obs, actions, self.critic_pessimism)
 
     def boltzmann_log_prob(self, obs: Tensor) -> Callable[[Tensor, Tensor | None], Tensor]:
         """log u(y|s) = min_i Q_i(s, tanh y)/τ + Σ log(1 − tanh² y), as a function of (y, context) (SPEC §5)."""

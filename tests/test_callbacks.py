@@ -12,6 +12,7 @@ from agents.callbacks import (
     action_density_figure,
     critic_q_min,
 )
+from agents.critics import pessimistic_q
 
 SMALL_UGAN = dict(generator_hidden=(32, 32), critic_hidden=(32, 32), bridge_blocks=2, bridge_hidden=32)
 SAC_SMALL = dict(learning_starts=100, batch_size=64, policy_kwargs=dict(net_arch=[64, 64]), seed=0)
@@ -101,6 +102,18 @@ def test_critic_q_min_shapes():
     assert torch.equal(critic_q_min((q1,)), torch.tensor([1.0, 5.0]))
     quantiles = torch.tensor([[[0.0, 2.0], [3.0, 3.0]]])  # TQC: (N, n_critics, n_quantiles)
     assert torch.equal(critic_q_min(quantiles), torch.tensor([1.0]))
+
+
+def test_pessimistic_q_closed_forms():
+    """mean − c·std over critics: two critics at c = 1 give their minimum, c = 0 their mean, c = 2 the minimum less
+    half the gap; three critics 1, 2, 6 (mean 3, population std √(14/3)) at c = 1."""
+    q1, q2 = torch.tensor([[1.0], [5.0]]), torch.tensor([[2.0], [3.0]])
+    assert torch.allclose(critic_q_min((q1, q2), pessimism=1.0), torch.tensor([1.0, 3.0]))
+    assert torch.allclose(critic_q_min((q1, q2), pessimism=0.0), torch.tensor([1.5, 4.0]))
+    assert torch.allclose(critic_q_min((q1, q2), pessimism=2.0), torch.tensor([0.5, 2.0]))
+    three = torch.tensor([[1.0, 2.0, 6.0]])
+    assert torch.allclose(pessimistic_q(three, 1.0), torch.tensor([3.0 - (14 / 3) ** 0.5]))
+    assert torch.equal(pessimistic_q(three), torch.tensor([1.0]))
 
 
 def test_invalid_arguments():

@@ -274,6 +274,37 @@ def test_n_critics_sets_the_number_of_q_networks_and_each_is_trained(algo):
         assert any(not torch.equal(p, p0) for p, p0 in zip(q.parameters(), params))
 
 
+def test_critic_pessimism_reaches_the_soft_value_and_survives_a_checkpoint(tmp_path):
+    """--critic-pessimism C makes the soft value's Q mean − C·std over the target critics (checked against the
+    critics' own outputs), is recorded, survives save/load, and is refused for SAC and for C < 0."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from agents.softq import SoftQ
+    from train_rl import build_model, build_parser
+
+    from envs import make_env
+
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--sampler", "ugan", "--critic-pessimism", "2",
+                                      "--steps", "500", "--learning-starts", "20", "--batch-size", "16"])
+    model, config = build_model(args, make_env("MultiGoal-v0", seed=0))
+    assert config["critic_pessimism"] == 2.0 and model.policy.critic_pessimism == 2.0
+    model.learn(40)
+    p = model.policy
+    obs, actions = torch.randn(5, 2), torch.rand(5, 3, 2) * 2 - 1
+    with torch.no_grad():
+        q1, q2 = (q.reshape(5, 3) for q in p.critic_target(obs.repeat_interleave(3, 0), actions.reshape(15, 2)))
+        expected = torch.minimum(q1, q2) - (q1 - q2).abs() / 2  # mean − 2·(|q1 − q2|/2)
+        assert torch.allclose(p.q_min(obs, actions, target=True), expected, atol=1e-5)
+    model.save(tmp_path / "m.zip")
+    assert SoftQ.load(tmp_path / "m.zip").policy.critic_pessimism == 2.0
+    for flags, message in ((["--algo", "sac", "--critic-pessimism", "1"], "applies to --algo softq only"),
+                           (["--critic-pessimism", "-1"], "must be a finite number >= 0")):
+        result = subprocess.run([sys.executable, str(ROOT / "train_rl.py"), "--steps", "10", *flags],
+                                capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode != 0 and message in result.stderr
+
+
 @pytest.mark.parametrize("sampler", ["ugan", "maf", "svgd"])
 def test_sampler_grad_clip_reaches_the_sampler_trainer(sampler):
     """--sampler-grad-clip sets every sampler network's gradient-norm clip (0: none); the default stays 10."""
