@@ -254,7 +254,9 @@ def build_model(args: argparse.Namespace, env):
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
                   policy_delay=pick("policy_delay"), **common)
-    critics = {**n_critics, **({} if pick("critic_pessimism") is None else dict(critic_pessimism=pick("critic_pessimism")))}
+    critics = dict(n_critics)
+    if args.critic_pessimism is not None:  # no preset sets it
+        critics["critic_pessimism"] = args.critic_pessimism
     policy_kwargs = {**(dict(sampler_kwargs=sampler_kwargs) if sampler_kwargs else {}), **net_arch, **critics}
     model = SoftQ("MlpPolicy", env, seed=args.seed, device=args.device, policy_kwargs=policy_kwargs or None, **config)
     if args.sampler_batch_size is not None and args.sampler_batch_size > model.batch_size:
