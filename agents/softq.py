@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
+from agents.critics import critic_q_min
 from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.metrics import ess
 from softq_ugan.soft_value import soft_value, tanh_log_det, tanh_log_proposal, uniform_log_proposal
@@ -283,7 +284,10 @@ class SoftQ(OffPolicyAlgorithm):
             polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
 
             for key, value in (("train/q_loss", q_loss_value), ("train/soft_value", v_next.mean().item()),
-                               ("train/is_ess", ess(log_w).mean().item()), ("train/q_mean", q_values[0].mean().item())):
+                               ("train/is_ess", ess(log_w).mean().item()), ("train/q_mean", q_values[0].mean().item()),
+                               # the Q the soft value and the Boltzmann target use (min, or mean − c·std over critics)
+                               ("train/q_pessimistic",
+                                critic_q_min(q_values, self.policy.critic_pessimism).mean().item())):
                 logs.setdefault(key, []).append(value)
             for key, value in stats.items():
                 logs.setdefault(f"sampler/{key}", []).append(value)

@@ -1,5 +1,6 @@
 """train_rl.py as a user runs it: TensorBoard tags, one-line errors, interrupt and resume."""
 
+import copy
 import json
 import re
 import signal
@@ -8,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import interactive_sigint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -291,6 +293,15 @@ def test_critic_pessimism_reaches_the_soft_value_and_survives_a_checkpoint(tmp_p
     assert config["critic_pessimism"] == 2.0 and model.policy.critic_pessimism == 2.0
     model.learn(40)
     p = model.policy
+    # the logged train/q_pessimistic is the batch mean of mean − 2·std over the online critics before the step
+    critic_before, state = copy.deepcopy(p.critic), np.random.get_state()
+    model.train(gradient_steps=1, batch_size=16)
+    np.random.set_state(state)
+    batch = model.replay_buffer.sample(16)
+    with torch.no_grad():
+        q1, q2 = critic_before(batch.observations, batch.actions)
+    logged = model.logger.name_to_value["train/q_pessimistic"]
+    assert logged == pytest.approx((torch.minimum(q1, q2) - (q1 - q2).abs() / 2).mean().item(), rel=1e-5, abs=1e-5)
     obs, actions = torch.randn(5, 2), torch.rand(5, 3, 2) * 2 - 1
     with torch.no_grad():
         q1, q2 = (q.reshape(5, 3) for q in p.critic_target(obs.repeat_interleave(3, 0), actions.reshape(15, 2)))
