@@ -110,7 +110,8 @@ def bellman_terms(model, buffer: Path, n: int, seed: int) -> dict[str, float]:
     """The soft Bellman target's terms on ``n`` transitions of a SoftQ's own replay buffer: r, min Q(s, a), the target
     r_scale·r + γ(1 − d)V(s') (SPEC §5, the agent's own soft value), and, with one action a' ~ π(·|s') of the sampler,
     min Q_target(s', a') and −τ log π(a') (the U-GAN's log π is the estimate log ν + D, VA §3.2; D's 1st and 99th
-    percentiles given)."""
+    percentiles given), and the spread of the online critics at (s, a): their population std, which is what the min of
+    two (std) or ``critic_pessimism`` c (c·std) takes off their mean."""
     import torch
 
     from softq_ugan.soft_value import tanh_log_proposal
@@ -122,10 +123,12 @@ def bellman_terms(model, buffer: Path, n: int, seed: int) -> dict[str, float]:
     p, tau = model.policy, model.policy.temperature
     with torch.no_grad():
         q_sa = p.q_min(data.observations, data.actions.unsqueeze(1)).squeeze(1)
+        spread = torch.cat(p.critic(data.observations, data.actions), dim=1).std(dim=1, correction=0)
         v_next, _ = model.soft_value(data.next_observations)
         target = model.reward_scale * data.rewards.squeeze(1) + (1 - data.dones.squeeze(1)) * model.gamma * v_next
         out = dict(reward=data.rewards.mean().item(), q=q_sa.mean().item(), target=target.mean().item(),
-                   q_next=float("nan"), entropy_term=float("nan"), d_lo=float("nan"), d_hi=float("nan"))
+                   q_next=float("nan"), entropy_term=float("nan"), d_lo=float("nan"), d_hi=float("nan"),
+                   critic_std=spread.mean().item())
         if p.generator_density:
             context = p.context(data.next_observations)
             y, log_rho = p.sample_and_log_prob(1, context)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 bellman_rows.append(f"| {path} | {b['reward']:.3f} | {b['q']:.2f} | {b['target']:.2f} | "
                                     f"{b['q'] - b['target']:+.2f} | {cell(b['q_next'], '.2f')} | "
                                     f"{cell(b['entropy_term'], '+.3f')} | {cell(b['d_lo'], '+.2f')} / "
-                                    f"{cell(b['d_hi'], '+.2f')} |")
+                                    f"{cell(b['d_hi'], '+.2f')} | {b['critic_std']:.3f} |")
         tail = model.gamma ** (args.rollout_steps - args.horizon)
         for deterministic in (False, True):
             r = measure(name, model, args.env, args.rollout_steps, args.horizon, deterministic, args.seed, args.reward_scale)
@@ -196,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     if bellman_rows:
         print(f"\nSoft Bellman target on {args.bellman} transitions of each SoftQ's replay buffer (means; a' ~ π(·|s'), "
               f"one per s'; D: the U-GAN's log-density-ratio estimate)\n")
-        print("| checkpoint | r | min Q(s, a) | r + γ V(s') | Q − target | min Q_targ(s', a') | −τ log π(a') | D 1% / 99% |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| checkpoint | r | min Q(s, a) | r + γ V(s') | Q − target | min Q_targ(s', a') | −τ log π(a') | D 1% / 99% "
+              "| std over critics (s, a) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         print("\n".join(bellman_rows))
     return 0
 

@@ -328,6 +328,7 @@ def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
     assert target == pytest.approx(r + softq.gamma * (3.0 + 2 * np.log(2.0)), abs=0.012), out
     assert gap == pytest.approx(q - target, abs=0.012), out
     assert bellman[7].strip() != "– / –", out  # the U-GAN's D percentiles
+    assert float(bellman[8]) == 2.0, out  # critics ≡ 7 and ≡ 3: population std 2
     rows = [line.strip("|").split("|") for line in out.split("Soft Bellman target")[0].splitlines()
             if line.startswith(f"| {tmp_path}")]
     assert [(row[1].strip(), row[4].strip()) for row in rows] == [
