@@ -114,6 +114,7 @@ def bellman_terms(model, buffer: Path, n: int, seed: int) -> dict[str, float]:
     two (std) or ``critic_pessimism`` c (c·std) takes off their mean."""
     import torch
 
+    from agents.critics import critic_q_min
     from softq_ugan.soft_value import tanh_log_proposal
     from softq_ugan.ugan import UGANSampler
 
@@ -122,8 +123,9 @@ def bellman_terms(model, buffer: Path, n: int, seed: int) -> dict[str, float]:
     data = model.replay_buffer.sample(n)
     p, tau = model.policy, model.policy.temperature
     with torch.no_grad():
-        q_sa = p.q_min(data.observations, data.actions.unsqueeze(1)).squeeze(1)
-        spread = torch.cat(p.critic(data.observations, data.actions), dim=1).std(dim=1, correction=0)
+        qs = p.critic(data.observations, data.actions)  # one pass: the pessimistic Q and the spread read the same
+        q_sa = critic_q_min(qs, p.critic_pessimism)
+        spread = torch.cat(qs, dim=1).std(dim=1, correction=0)
         v_next, _ = model.soft_value(data.next_observations)
         target = model.reward_scale * data.rewards.squeeze(1) + (1 - data.dones.squeeze(1)) * model.gamma * v_next
         out = dict(reward=data.rewards.mean().item(), q=q_sa.mean().item(), target=target.mean().item(),
