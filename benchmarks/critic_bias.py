@@ -123,9 +123,9 @@ def bellman_terms(model, buffer: Path, n: int, seed: int) -> dict[str, float]:
     data = model.replay_buffer.sample(n)
     p, tau = model.policy, model.policy.temperature
     with torch.no_grad():
-        qs = p.critic(data.observations, data.actions)  # one pass: the pessimistic Q and the spread read the same
+        qs = torch.cat(p.critic(data.observations, data.actions), dim=1)  # (N, n_critics): one pass for both
         q_sa = critic_q_min(qs, p.critic_pessimism)
-        spread = torch.cat(qs, dim=1).std(dim=1, correction=0)
+        spread = qs.std(dim=1, correction=0)
         v_next, _ = model.soft_value(data.next_observations)
         target = model.reward_scale * data.rewards.squeeze(1) + (1 - data.dones.squeeze(1)) * model.gamma * v_next
         out = dict(reward=data.rewards.mean().item(), q=q_sa.mean().item(), target=target.mean().item(),
