@@ -7,12 +7,20 @@ Each argument is a run folder of ``train_rl.py`` (``evals.json`` and ``config.js
 settings in which the runs differ, the deterministic eval return at each checkpoint (every ``--every``
 steps), the first step with a return >= ``--threshold``, and wall seconds of training per 1,000 env steps
 (machine load included: compare runs that ran side by side).
+
+``--summary`` pools runs instead, one row per group of seeds (a run folder's name without its ``_<seed>``, under
+the folder that holds it): how many runs reached ``--at`` steps, their median return there, how many were
+>= ``--threshold`` there, and the steps at which they first were:
+
+    python benchmarks/runs_table.py benchmarks/results/swimmer_tuning/ugan_*/Swimmer-v4/* --summary --at 150000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -46,19 +54,49 @@ def table(runs: list[dict], every: int, threshold: float) -> str:
     return "\n".join(lines) + "\n\nShared settings: " + ", ".join(f"{k}={v}" for k, v in shared.items()) + "\n"
 
 
+def group_name(run: Path) -> str:
+    """``<logdir>/<env>/<name>_<seed>`` -> ``<logdir>/<name>``; ``<bench>/<algo>_<seed>`` -> ``<bench>/<algo>``."""
+    holder = run.parent.parent if re.search(r"-v\d+$", run.parent.name) else run.parent
+    return holder.name + "/" + re.sub(r"_\d+$", "", run.name)
+
+
+def summary(runs: list[dict], at: int, threshold: float) -> str:
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(group_name(r["run"]), []).append(r)
+    head = ["group", "runs", "seeds", f"return at {at // 1000}k (median)", f"≥ {threshold:g} at {at // 1000}k",
+            f"first ≥ {threshold:g}", "unfinished"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, members in groups.items():
+        done = [r for r in members if any(int(t) == at for t, _ in r["record"]["evals"])]
+        final = [dict((int(t), v) for t, v in r["record"]["evals"])[at] for r in done]
+        firsts = sorted(t for t in (next((int(t) for t, v in sorted(r["record"]["evals"]) if v >= threshold
+                                              and int(t) <= at), None) for r in done) if t is not None)
+        seeds = sorted(r["record"].get("seed", r["config"].get("seed", "?")) for r in members)
+        cells = [name, str(len(members)), " ".join(map(str, seeds)),
+                 f"{statistics.median(final):.1f}" if final else "–",
+                 f"{sum(v >= threshold for v in final)} / {len(done)}",
+                 ", ".join(f"{t // 1000}k" for t in firsts) or "never",
+                 str(len(members) - len(done))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="train_rl.py run folders (<logdir>/<env>/<name>_<seed>)")
     p.add_argument("--every", type=int, default=10_000, help="checkpoint spacing of the columns (default 10000)")
     p.add_argument("--threshold", type=float, default=300.0, help="return of the 'first ≥' column (default 300)")
+    p.add_argument("--summary", action="store_true", help="one row per group of seeds instead of one per run")
+    p.add_argument("--at", type=int, default=150_000, help="checkpoint the --summary is taken at (default 150000)")
     args = p.parse_args(argv)
-    if args.every <= 0:
-        sys.exit("error: --every must be positive")
+    if args.every <= 0 or args.at <= 0:
+        sys.exit("error: --every and --at must be positive")
     try:
         runs = [load(Path(r)) for r in args.runs]
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
-    print(table(runs, args.every, args.threshold))
+    print(summary(runs, args.at, args.threshold) if args.summary else table(runs, args.every, args.threshold))
 
 
 if __name__ == "__main__":
