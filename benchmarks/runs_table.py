@@ -32,7 +32,13 @@ def load(run: Path) -> dict:
         raise FileNotFoundError(f"{run}: no evals.json (is it a train_rl.py run folder?)")
     record = json.loads((run / "evals.json").read_text())
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
-    return dict(run=run, record=record, config={k: v for k, v in config.items() if k not in SKIP})
+    return dict(run=run, record=record, evals={int(t): v for t, v in record["evals"]},
+                config={k: v for k, v in config.items() if k not in SKIP})
+
+
+def first_step(evals: dict[int, float], threshold: float, until: float = float("inf")) -> int | None:
+    """The first checkpoint (up to ``until``) whose return is >= ``threshold``, or None."""
+    return next((t for t, v in sorted(evals.items()) if v >= threshold and t <= until), None)
 
 
 def table(runs: list[dict], every: int, threshold: float) -> str:
@@ -43,8 +49,9 @@ def table(runs: list[dict], every: int, threshold: float) -> str:
     head = ["run", *varying, "steps", *[f"{s // 1000}k" for s in steps], f"first ≥ {threshold:g}", "s / 1k steps"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
-        evals = {int(t): v for t, v in r["record"]["evals"]}
-        first = next((f"{t // 1000}k" for t, v in sorted(evals.items()) if v >= threshold), "never")
+        evals = r["evals"]
+        first = first_step(evals, threshold)
+        first = "never" if first is None else f"{first // 1000}k"
         done = r["record"].get("steps", 0)
         cost = 1000 * r["record"].get("seconds", 0.0) / max(done, 1)
         cells = [r["run"].parent.parent.name + "/" + r["run"].name, *[str(r["config"].get(k, "–")) for k in varying],
@@ -68,10 +75,9 @@ def summary(runs: list[dict], at: int, threshold: float) -> str:
             f"first ≥ {threshold:g}", "unfinished"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, members in groups.items():
-        done = [r for r in members if any(int(t) == at for t, _ in r["record"]["evals"])]
-        final = [dict((int(t), v) for t, v in r["record"]["evals"])[at] for r in done]
-        firsts = sorted(t for t in (next((int(t) for t, v in sorted(r["record"]["evals"]) if v >= threshold
-                                              and int(t) <= at), None) for r in done) if t is not None)
+        done = [r for r in members if at in r["evals"]]
+        final = [r["evals"][at] for r in done]
+        firsts = sorted(t for t in (first_step(r["evals"], threshold, until=at) for r in done) if t is not None)
         seeds = sorted(r["record"].get("seed", r["config"].get("seed", "?")) for r in members)
         cells = [name, str(len(members)), " ".join(map(str, seeds)),
                  f"{statistics.median(final):.1f}" if final else "–",

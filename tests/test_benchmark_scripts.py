@@ -178,7 +178,6 @@ def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error:") and "no evals.json" in bad.stderr
 
 
-
 def test_runs_table_summary_pools_seeds_per_group(tmp_path):
     """--summary: one row per group of seeds (train_rl's <logdir>/<env>/<name>_<seed> and the benchmark's
     <name>/<algo>_<seed> alike), the median and the count >= threshold at --at, unfinished runs counted apart."""
@@ -196,6 +195,7 @@ def test_runs_table_summary_pools_seeds_per_group(tmp_path):
     assert lines[0] == ("| group | runs | seeds | return at 20k (median) | ≥ 300 at 20k | first ≥ 300 | unfinished |")
     assert lines[2] == "| arm_a/ugan | 4 | 1 2 3 4 | 290.0 | 1 / 3 | 10k, 20k | 1 |", r.stdout
     assert lines[3] == "| bench/sac | 1 | 0 | 301.0 | 1 / 1 | 20k | 0 |", r.stdout
+
 
 def test_policy_spread_measures_generator_and_bridge(tmp_path):
     """benchmarks/policy_spread.py on a saved U-GAN SoftQ: a generator made constant (last layer zeroed) has action
