@@ -1,4 +1,5 @@
-"""How far a U-GAN SoftQ checkpoint's MAF bridge is from its generator, at states of its own replay buffer.
+"""How wide a SoftQ or SAC checkpoint's policy is, and how far a U-GAN's MAF bridge is from its generator, at states
+of its own replay buffer.
 
     python benchmarks/policy_spread.py runs/recipe_ugan_k4/Swimmer-v4/ugan_10 --steps 50000 100000 150000
     python benchmarks/policy_spread.py benchmarks/results/swimmer_ugan/softq-ugan_0/model.zip
@@ -14,6 +15,13 @@ the soft value read with ``--proposal generator``: at a few states, the gauge �
 samples against two estimates that need samples only, the Kozachenko-Leonenko kNN entropy and the entropy of the
 Gaussian with the samples' covariance (an upper bound). All in y-space (before the tanh). A checkpoint .zip (such
 as a benchmark's ``model.zip``) is read with its replay buffer beside it.
+
+A first table, for any SoftQ sampler and for SB3's SAC, measures the policy's width at its own replay states: the
+per-state standard deviation of its actions and the kNN entropy of its actions, in action space (what the learned
+temperature aims at −dim(A)) and in y-space; for SAC it adds the exact y-space entropy of its Gaussian, a check of
+the kNN estimate. So a U-GAN run's real entropy can be read beside SAC's on the same seed:
+
+    python benchmarks/policy_spread.py runs/sac_s29/Swimmer-v4/sac_20 --steps 25000 50000 100000
 """
 
 from __future__ import annotations
@@ -28,9 +36,29 @@ sys.path.insert(0, str(ROOT))
 from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
 
 
+POLICY_MODULES = {"agents.policies": "softq", "stable_baselines3.sac.policies": "sac"}
+
+
+def algorithm(ckpt: Path) -> str:
+    """softq or sac, from the policy class an SB3 checkpoint .zip records; anything else is refused."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(ckpt) as z:
+            module = json.loads(z.read("data"))["policy_class"].get("__module__", "?")
+    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError) as e:
+        raise ValueError(f"{ckpt}: not an SB3 checkpoint ({e})") from None
+    if module not in POLICY_MODULES:
+        raise ValueError(f"{ckpt}: a {module} policy; this reads SoftQ and SAC checkpoints only")
+    return POLICY_MODULES[module]
+
+
 def load(run: Path, step: int | None):
-    """The SoftQ checkpoint of ``run`` at ``step`` (``run`` a train_rl.py run folder), or ``run`` itself (a .zip),
-    with its replay buffer loaded; refused without a separate MAF bridge."""
+    """The SoftQ or SAC checkpoint of ``run`` at ``step`` (``run`` a train_rl.py run folder), or ``run`` itself (a
+    .zip), with its replay buffer loaded."""
+    from stable_baselines3 import SAC
+
     from agents import SoftQ
     from train_rl import replay_buffer_candidates
 
@@ -45,21 +73,59 @@ def load(run: Path, step: int | None):
             raise FileNotFoundError(f"{run / 'checkpoints'}: no checkpoint for step {step}")
         ckpt = matches[0]
         buffers = replay_buffer_candidates(ckpt)
-    model = SoftQ.load(ckpt, device="cpu")
+    model = (SAC if algorithm(ckpt) == "sac" else SoftQ).load(ckpt, device="cpu")
     buffer = next((b for b in buffers if b.is_file()), None)
     if buffer is None:
         raise FileNotFoundError(f"{run}: no replay buffer beside it ({', '.join(b.name for b in buffers)})")
     model.load_replay_buffer(buffer)
-    if model.policy.proposal_flow is None or model.policy.proposal_flow is model.policy.sampler:
-        raise ValueError(f"{run}: the {model.sampler} sampler has no separate MAF bridge")
     return model
+
+
+def has_bridge(model) -> bool:
+    """Whether ``model`` is a SoftQ whose sampler has a MAF bridge apart from itself (the U-GAN's)."""
+    flow = getattr(model.policy, "proposal_flow", None)
+    return flow is not None and flow is not model.policy.sampler
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (the policies' samples) and numpy (SB3's replay-buffer sampling) alike."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def width(model, states: int, samples: int, seed: int) -> dict[str, float]:
+    """Per-state action spread and kNN entropies (action space and y-space) of the policy's own samples, mean over
+    ``states`` replay states; SAC's exact y-space entropy (its Gaussian's) beside them, NaN for SoftQ."""
+    import math
+
+    import torch
+
+    from softq_ugan.metrics import knn_entropy
+
+    seed_all(seed)
+    obs = model.replay_buffer.sample(states).observations
+    exact = math.nan
+    with torch.no_grad():
+        if hasattr(model, "actor") and hasattr(model.actor, "get_action_dist_params"):  # SAC: y ~ N(μ(s), σ(s)²)
+            mean, log_std, _ = model.actor.get_action_dist_params(obs)
+            y = mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * torch.randn(mean.shape[0], samples, mean.shape[1])
+            exact = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1).mean().item()
+        else:
+            p = model.policy
+            y = p.sampler.rsample(samples, p.context(obs))
+        a = torch.tanh(y.clamp(-10, 10))
+    return dict(step=model.num_timesteps, std=a.std(1).mean().item(), knn_action=knn_entropy(a).mean().item(),
+                knn_y=knn_entropy(y).mean().item(), exact_y=exact)
 
 
 def spread(model, states: int, samples: int, seed: int) -> dict[str, float]:
     import torch
 
     p = model.policy
-    torch.manual_seed(seed)
+    seed_all(seed)
     data = model.replay_buffer.sample(states)
     obs = data.observations
     with torch.no_grad():
@@ -81,7 +147,7 @@ def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, floa
     from softq_ugan.metrics import gaussian_entropy_bound, knn_entropy
 
     p = model.policy
-    torch.manual_seed(seed)
+    seed_all(seed)
     obs = model.replay_buffer.sample(states).observations
     with torch.no_grad():
         c = p.context(obs)
@@ -96,11 +162,11 @@ def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, floa
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", type=Path, help="a train_rl.py run folder with checkpoints/, or a checkpoint .zip")
+    p.add_argument("run", type=Path, help="a train_rl.py run folder with checkpoints/, or a checkpoint .zip (SoftQ or SAC)")
     p.add_argument("--steps", type=int, nargs="+", help="checkpoint steps to read (a run folder)")
     p.add_argument("--states", type=int, default=512, help="replay states (default 512)")
     p.add_argument("--samples", type=int, default=64, help="actions per state from each (default 64)")
-    p.add_argument("--entropy-states", type=int, default=16, help="replay states of the entropy check (default 16)")
+    p.add_argument("--entropy-states", type=int, default=16, help="replay states of the entropy check and the width table (default 16)")
     p.add_argument("--entropy-samples", type=int, default=2000,
                    help="samples per state of the entropy check (default 2000; the kNN estimate needs many)")
     p.add_argument("--seed", type=int, default=0)
@@ -116,7 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         models = [load(args.run, step) for step in (args.steps or [None])]
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
-    print(f"{args.run}: {args.states} replay states, {args.samples} actions per state\n")
+    print(f"Policy width at {args.entropy_states} replay states, {args.entropy_samples} actions each (kNN entropies in "
+          "nats; the learned temperature aims the action-space entropy at −dim(A))\n")
+    print("| step | action std per state | entropy, action space (kNN) | entropy, y-space (kNN) | y-space, exact |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        r = width(model, args.entropy_states, args.entropy_samples, args.seed)
+        exact = "–" if r["exact_y"] != r["exact_y"] else f"{r['exact_y']:.2f}"
+        print(f"| {r['step']} | {r['std']:.3f} | {r['knn_action']:.2f} | {r['knn_y']:.2f} | {exact} |")
+    models = [m for m in models if has_bridge(m)]
+    if not models:
+        print("\nNo separate MAF bridge (not a U-GAN sampler): no bridge tables.")
+        return 0
+    print(f"\n{args.run}: {args.states} replay states, {args.samples} actions per state\n")
     print("| step | action std, generator | action std, bridge | Q̄ at generator | Q̄ at bridge | Q̄ at buffer | reward × 1000 |")
     print("|---|---|---|---|---|---|---|")
     for model in models:

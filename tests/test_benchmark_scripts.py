@@ -200,7 +200,8 @@ def test_runs_table_summary_pools_seeds_per_group(tmp_path):
 def test_policy_spread_measures_generator_and_bridge(tmp_path):
     """benchmarks/policy_spread.py on a saved U-GAN SoftQ: a generator made constant (last layer zeroed) has action
     spread 0 and entropy −inf, the bridge keeps its own; the entropy check's kNN estimate agrees with the bridge's
-    exact entropy; a sampler without a separate bridge, or a run folder without --steps, is a one-line error."""
+    exact entropy; a sampler without a separate bridge gets the width table only, a run folder without --steps is a
+    one-line error."""
     import torch
 
     from agents import SoftQ
@@ -220,12 +221,17 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
     r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "100", "--states", "16", "--samples", "8",
             "--entropy-states", "2", "--entropy-samples", "50")
     rows = [line.strip("|").split("|") for line in r.stdout.splitlines() if line.startswith("| 100 |")]
-    assert float(rows[0][1]) == 0.0 and float(rows[0][2]) > 0.05, r.stdout
-    assert float(rows[1][3]) == float(rows[1][4]) == -math.inf, r.stdout  # a point mass: kNN and Gaussian entropy −inf
-    for args, expected in ((["--steps", "200"], "no separate MAF bridge"), ([], "a run folder needs --steps")):
-        bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run"), *args],
-                             capture_output=True, text=True, cwd=ROOT)
-        assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and expected in bad.stderr, bad.stderr
+    assert float(rows[0][1]) == 0.0 and float(rows[0][2]) == float(rows[0][3]) == -math.inf, r.stdout  # width table
+    assert float(rows[1][1]) == 0.0 and float(rows[1][2]) > 0.05, r.stdout
+    assert float(rows[2][3]) == float(rows[2][4]) == -math.inf, r.stdout  # a point mass: kNN and Gaussian entropy −inf
+    r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "200", "--entropy-states", "2",
+            "--entropy-samples", "500")
+    std, knn_action, knn_y, exact = r.stdout.split("| 100 |")[1].splitlines()[0].strip(" |").split("|")  # MAF at 100 steps
+    assert float(std) > 0.05 and float(knn_action) < float(knn_y) and exact.strip() == "–", r.stdout
+    assert "no bridge tables" in r.stdout
+    bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "run")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "a run folder needs --steps" in bad.stderr
     # a checkpoint .zip with replay_buffer.pkl beside it (benchmarks/swimmer.py's layout): the bridge's exact entropy
     # and its kNN estimate agree, and the generator's kNN entropy stays under its Gaussian bound
     model = SoftQ("MlpPolicy", "Swimmer-v4", sampler="ugan", learning_starts=50, batch_size=32, seed=0,
@@ -238,6 +244,27 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
     step, gauge, mean_d, knn, bound, gap, bridge_exact, bridge_knn = map(float, r.stdout.strip().splitlines()[-1].strip("|").split("|"))
     assert step == 100 and abs(bridge_exact - bridge_knn) < 0.1 and knn < bound + 0.05, r.stdout
     assert gap == pytest.approx(gauge - knn, abs=0.011), r.stdout
+
+
+def test_policy_spread_reads_sac_width_and_refuses_td3(tmp_path):
+    """SAC's width row: its kNN y-space entropy agrees with its Gaussian's exact entropy, and the action-space
+    entropy is below it (tanh squashes); a TD3 checkpoint is a one-line error."""
+    from stable_baselines3 import SAC, TD3
+
+    ckpts = tmp_path / "sac" / "checkpoints"
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=50, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32]))
+    model.learn(100)
+    model.save(ckpts / "sac_100_steps.zip")
+    model.save_replay_buffer(ckpts / "sac_replay_buffer_100_steps.pkl")
+    r = run("benchmarks/policy_spread.py", str(tmp_path / "sac"), "--steps", "100", "--entropy-states", "4",
+            "--entropy-samples", "1500")
+    std, knn_action, knn_y, exact = map(float, r.stdout.split("| 100 |")[1].splitlines()[0].strip(" |").split("|"))
+    assert abs(knn_y - exact) < 0.1 and knn_action < knn_y and 0 < std < 1, r.stdout
+    assert "no bridge tables" in r.stdout
+    TD3("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8])).save(tmp_path / "td3.zip")
+    bad = subprocess.run([sys.executable, "benchmarks/policy_spread.py", str(tmp_path / "td3.zip")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "SoftQ and SAC checkpoints only" in bad.stderr, bad.stderr
 
 
 def test_profile_softq_times_the_swimmer_presets():
