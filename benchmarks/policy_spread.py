@@ -27,6 +27,7 @@ the kNN estimate. So a U-GAN run's real entropy can be read beside SAC's on the 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -99,8 +100,6 @@ def seed_all(seed: int) -> None:
 def width(model, states: int, samples: int, seed: int) -> dict[str, float]:
     """Per-state action spread and kNN entropies (action space and y-space) of the policy's own samples, mean over
     ``states`` replay states; SAC's exact y-space entropy (its Gaussian's) beside them, NaN for SoftQ."""
-    import math
-
     import torch
 
     from softq_ugan.metrics import knn_entropy
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=64, help="actions per state from each (default 64)")
     p.add_argument("--entropy-states", type=int, default=16, help="replay states of the entropy check and the width table (default 16)")
     p.add_argument("--entropy-samples", type=int, default=2000,
-                   help="samples per state of the entropy check (default 2000; the kNN estimate needs many)")
+                   help="samples per state of the entropy check and the width table (default 2000; the kNN estimate needs many)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.run.suffix != ".zip" and not args.steps:
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for model in models:
         r = width(model, args.entropy_states, args.entropy_samples, args.seed)
-        exact = "–" if r["exact_y"] != r["exact_y"] else f"{r['exact_y']:.2f}"
+        exact = "–" if math.isnan(r["exact_y"]) else f"{r['exact_y']:.2f}"
         print(f"| {r['step']} | {r['std']:.3f} | {r['knn_action']:.2f} | {r['knn_y']:.2f} | {exact} |")
     models = [m for m in models if has_bridge(m)]
     if not models:
