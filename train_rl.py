@@ -69,7 +69,7 @@ def presets_text() -> str:
 
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "proposal", "schedule", "lambda0",
               "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
-              "shared_bridge_step", "critic_pessimism")
+              "generator_hidden", "shared_bridge_step", "critic_pessimism")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator-lr", type=float, default=None, metavar="LR",
                    help="U-GAN samplers: learning rate of the generator alone (default --lr); its critic and MAF "
                         "bridge keep --lr")
+    p.add_argument("--generator-hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="U-GAN samplers: hidden widths of the generator, the policy network (default 128 128; SAC's "
+                        "actor is 256 256)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -169,6 +172,8 @@ def validate(args: argparse.Namespace) -> None:
         fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
     if args.lr is not None and not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
+    if args.generator_hidden is not None and min(args.generator_hidden) <= 0:
+        fail(f"--generator-hidden widths must be positive, got {' '.join(map(str, args.generator_hidden))}")
     if args.generator_lr is not None and not args.generator_lr > 0:
         fail(f"--generator-lr must be positive, got {args.generator_lr}")
     if args.tau is not None:
@@ -195,7 +200,7 @@ def validate(args: argparse.Namespace) -> None:
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
         fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
-    for name in ("shared_bridge_step", "generator_lr"):
+    for name in ("shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
@@ -247,6 +252,8 @@ def build_model(args: argparse.Namespace, env):
         sampler_kwargs["max_grad_norm"] = pick("sampler_grad_clip") or None  # 0: no clip
     if args.generator_lr is not None:
         sampler_kwargs["lr_generator"] = args.generator_lr  # the U-GAN config's; its critic and bridge keep --lr
+    if args.generator_hidden is not None:
+        sampler_kwargs["generator_hidden"] = tuple(args.generator_hidden)
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

@@ -104,6 +104,8 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--algo", "sac", "--shared-bridge-step"], "--shared-bridge-step applies to --algo softq only"),
     (["--sampler", "maf", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not maf"),
     (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
+    (["--sampler", "maf", "--generator-hidden", "256"], "--generator-hidden applies to the U-GAN samplers, not maf"),
+    (["--sampler", "ugan", "--generator-hidden", "256", "0"], "--generator-hidden widths must be positive, got 256 0"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
      "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
 ])
@@ -350,6 +352,30 @@ def test_generator_lr_reaches_the_generator_optimizer_alone():
     assert (gen, critic, bridge) == (3e-4, 3e-4, 3e-4) and "lr_generator" not in config
     (gen, critic, bridge), config = lrs("--lr", "3e-4", "--generator-lr", "1e-4")
     assert (gen, critic, bridge) == (1e-4, 3e-4, 3e-4) and config["lr_generator"] == 1e-4
+
+
+def test_generator_hidden_sets_the_generator_widths_alone():
+    """--generator-hidden sizes the U-GAN generator's hidden layers; its critic keeps 128 128 and the run's config
+    records the widths."""
+    sys.path.insert(0, str(ROOT))
+    from torch import nn
+
+    from envs import make_env
+    from train_rl import build_model, build_parser
+
+    def widths(*flags):
+        args = build_parser().parse_args(["--env", "MultiGoal-v0", "--steps", "1000", "--sampler", "ugan", *flags])
+        model, config = build_model(args, make_env("MultiGoal-v0"))
+        sampler = model.policy.sampler
+        out = {name: [m.out_features for m in getattr(sampler, name).modules() if isinstance(m, nn.Linear)]
+               for name in ("generator", "critic")}
+        return out, config
+
+    out, config = widths()
+    assert out == {"generator": [128, 128, 2], "critic": [128, 128, 1]} and "generator_hidden" not in config
+    out, config = widths("--generator-hidden", "256", "256", "64")
+    assert out == {"generator": [256, 256, 64, 2], "critic": [128, 128, 1]}
+    assert config["generator_hidden"] == (256, 256, 64)
 
 
 def test_shared_bridge_step_flag_reaches_the_ugan_config():
