@@ -7,6 +7,7 @@
     python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+unshared sac --no-profile   # --no-shared-bridge-step
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+anchor+noclip+b256 sac --no-profile
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -32,7 +33,8 @@ PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train
 
 # --agents ugan+<name>: train_rl.py's flags (the Swimmer preset takes the shared bridge step from session 22 on)
 MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], "unshared": ["--no-shared-bridge-step"],
-             "critics3": ["--n-critics", "3"]}
+             "critics3": ["--n-critics", "3"], "noclip": ["--sampler-grad-clip", "0"],
+             "b256": ["--sampler-batch-size", "256", "--sampler-particles", "1"]}  # b256: SAC's actor batch, 256 × 1
 
 
 def main() -> None:
@@ -43,7 +45,8 @@ def main() -> None:
                    help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2); with --preset, "
                         "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor, ugan+shared its "
                         "--shared-bridge-step (ugan+anchor+shared both), ugan+unshared --no-shared-bridge-step, "
-                        "ugan+critics3 --n-critics 3")
+                        "ugan+critics3 --n-critics 3, ugan+noclip --sampler-grad-clip 0, ugan+b256 "
+                        "--sampler-batch-size 256 --sampler-particles 1 (SAC's actor batch)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")

@@ -268,14 +268,15 @@ def test_policy_spread_reads_sac_width_and_refuses_td3(tmp_path):
 
 
 def test_profile_softq_times_the_swimmer_presets():
-    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "--gradient-steps", "4",
-            "--no-profile")
+    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "ugan+anchor+noclip+b256",
+            "--gradient-steps", "4", "--no-profile")
     lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
-    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan"]
+    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan", "ugan+anchor+noclip+b256"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
     assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
     # the preset's batch (not SoftQ's default 128) and its 4 samples per state
-    assert all("(batch 256, 4 samples per state of 64 in the sampler step)" in line for line in lines[1:])
+    assert all("(batch 256, 4 samples per state of 64 in the sampler step)" in line for line in lines[1:3])
+    assert "(batch 256, 1 sample per state of 256 in the sampler step)" in lines[3]  # +b256: SAC's actor batch
 
 
 def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
@@ -324,10 +325,14 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     flags = [f for m in ("unshared", "critics3") for f in MODIFIERS[m]]  # what ugan+unshared+critics3 passes
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, flags)
     assert not model.sampler_trainer.config.shared_bridge_step and len(model.critic.q_networks) == 3
+    flags = [f for m in ("noclip", "b256") for f in MODIFIERS[m]]  # ugan+noclip+b256: no clip, SAC's actor batch
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, flags)
+    assert model.sampler_trainer.config.max_grad_norm is None
+    assert model.sampler_states == 256 and model.sampler_trainer.config.batch_size == 1
     for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +b256 apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
 
 
 def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
