@@ -168,12 +168,12 @@ def validate(args: argparse.Namespace) -> None:
         fail(f"--sampler-grad-clip must be >= 0 (0: no clip), got {args.sampler_grad_clip}")
     if args.critic_pessimism is not None and not (math.isfinite(args.critic_pessimism) and args.critic_pessimism >= 0):
         fail(f"--critic-pessimism must be a finite number >= 0, got {args.critic_pessimism}")
-    if args.net_arch is not None and min(args.net_arch) <= 0:
-        fail(f"--net-arch widths must be positive, got {' '.join(map(str, args.net_arch))}")
+    for name in ("net_arch", "generator_hidden"):
+        widths = getattr(args, name)
+        if widths is not None and min(widths) <= 0:
+            fail(f"--{name.replace('_', '-')} widths must be positive, got {' '.join(map(str, widths))}")
     if args.lr is not None and not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
-    if args.generator_hidden is not None and min(args.generator_hidden) <= 0:
-        fail(f"--generator-hidden widths must be positive, got {' '.join(map(str, args.generator_hidden))}")
     if args.generator_lr is not None and not args.generator_lr > 0:
         fail(f"--generator-lr must be positive, got {args.generator_lr}")
     if args.tau is not None:
@@ -198,9 +198,7 @@ def validate(args: argparse.Namespace) -> None:
         fail("--schedule and --lambda0 apply to the U-GAN and MAF samplers, not svgd")
     if args.sampler_particles is not None and args.sampler == "svgd":
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
-    if args.bridge_anchor is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
-        fail(f"--bridge-anchor applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
-    for name in ("shared_bridge_step", "generator_lr", "generator_hidden"):
+    for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not (args.sampler or DEFAULT_SAMPLER).startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {args.sampler or DEFAULT_SAMPLER}")
     if args.resume and not Path(args.resume).is_file():
