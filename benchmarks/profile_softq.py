@@ -7,7 +7,7 @@
     python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+unshared sac --no-profile   # --no-shared-bridge-step
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
-    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+anchor+noclip+b256 sac --no-profile
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+old sac ugan ugan+old --no-profile   # 256 x 1 vs 64 x 4
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -31,10 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train_rl.py's flags of the same names
 
-# --agents ugan+<name>: train_rl.py's flags (the Swimmer preset takes the shared bridge step from session 22 on)
+# --agents ugan+<name>: train_rl.py's flags (the Swimmer preset takes the shared bridge step from session 22 on, and
+# anchor + noclip + b256 from session 31 on)
 MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], "unshared": ["--no-shared-bridge-step"],
              "critics3": ["--n-critics", "3"], "noclip": ["--sampler-grad-clip", "0"],
-             "b256": ["--sampler-batch-size", "256", "--sampler-particles", "1"]}  # b256: SAC's actor batch, 256 × 1
+             "b256": ["--sampler-batch-size", "256", "--sampler-particles", "1"],  # b256: SAC's actor batch, 256 × 1
+             # old: the preset of sessions 22-30 (64 states × 4 samples, the 10-norm clip, no anchor)
+             "old": ["--no-bridge-anchor", "--sampler-grad-clip", "10", "--sampler-batch-size", "64",
+                     "--sampler-particles", "4"]}
 
 
 def main() -> None:

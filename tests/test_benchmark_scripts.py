@@ -268,15 +268,15 @@ def test_policy_spread_reads_sac_width_and_refuses_td3(tmp_path):
 
 
 def test_profile_softq_times_the_swimmer_presets():
-    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "ugan+anchor+noclip+b256",
+    r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "ugan+old",
             "--gradient-steps", "4", "--no-profile")
     lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
-    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan", "ugan+anchor+noclip+b256"]
+    assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan", "ugan+old"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
     assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
-    # the preset's batch (not SoftQ's default 128) and its 4 samples per state
-    assert all("(batch 256, 4 samples per state of 64 in the sampler step)" in line for line in lines[1:3])
-    assert "(batch 256, 1 sample per state of 256 in the sampler step)" in lines[3]  # +b256: SAC's actor batch
+    # the preset's batch (not SoftQ's default 128) and SAC's actor batch, one sample for each of its 256 states
+    assert all("(batch 256, 1 sample per state of 256 in the sampler step)" in line for line in lines[1:3])
+    assert "(batch 256, 4 samples per state of 64 in the sampler step)" in lines[3]  # +old: sessions 22-30's preset
 
 
 def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
@@ -296,8 +296,8 @@ def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
                         "0"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "--sampler-particles must be positive, got 0" in r.stderr  # not the preset's 4, quietly
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
-                                   ["--sampler-batch-size", "256"])
-    assert model.sampler_batch_size == 256 and model.sampler_trainer.config.batch_size == 4
+                                   ["--sampler-batch-size", "64"])
+    assert model.sampler_batch_size == 64 and model.sampler_trainer.config.batch_size == 1  # the preset's 1 stays
 
 
 @pytest.mark.parametrize("agent", ["sac/2", "ugan/0", "ugan/x"])
@@ -314,11 +314,12 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     from envs import make_env
     from softq_ugan.flows import ConditionalMAF, ShiftedFlow
 
-    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, ["--bridge-anchor"])
-    assert isinstance(model.sampler_trainer.sampler.bridge, ShiftedFlow)  # what ugan+anchor builds
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, [])
-    assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # the preset stays unanchored
+    assert isinstance(model.sampler_trainer.sampler.bridge, ShiftedFlow)  # the preset anchors the bridge (session 31)
     assert model.sampler_trainer.config.shared_bridge_step and len(model.critic.q_networks) == 2
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
+                                   ["--no-bridge-anchor"])
+    assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from profile_softq import MODIFIERS
 
@@ -329,10 +330,14 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, flags)
     assert model.sampler_trainer.config.max_grad_norm is None
     assert model.sampler_states == 256 and model.sampler_trainer.config.batch_size == 1
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, MODIFIERS["old"])
+    assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # ugan+old: sessions 22-30's preset
+    assert model.sampler_trainer.config.max_grad_norm == 10.0
+    assert model.sampler_states == 64 and model.sampler_trainer.config.batch_size == 4
     for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +b256 apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +b256 +old apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
 
 
 def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):

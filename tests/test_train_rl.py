@@ -416,10 +416,16 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
     assert trainer.config.batch_size == 8 and trainer.config.schedule == "none"
     model, config = build("Swimmer-v4", "--sampler", "ugan")
     assert (config["temperature"], config["proposal"], config["value_particles"], config["sampler_particles"]) == (
-        "auto", "generator", 1, 4)
+        "auto", "generator", 1, 1)
     assert model.policy.net_arch == [256, 256] and model.batch_size == 256
-    assert model.policy.sampler_trainer.config.batch_size == 4 and model.policy.sampler_trainer.config.schedule == "none"
-    assert model.policy.sampler_trainer.config.shared_bridge_step and config["shared_bridge_step"] is True
+    ugan = model.policy.sampler_trainer.config
+    assert ugan.batch_size == 1 and ugan.schedule == "none" and ugan.max_grad_norm is None
+    assert model.sampler_batch_size == 256 == config["sampler_batch_size"]  # SAC's actor batch: 256 states × 1
+    assert ugan.shared_bridge_step and ugan.bridge_anchor and config["shared_bridge_step"] is config["bridge_anchor"] is True
+    model, config = build("Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "64", "--sampler-particles", "4",
+                          "--sampler-grad-clip", "10", "--no-bridge-anchor")  # sessions 22-30's preset, spelled out
+    ugan = model.policy.sampler_trainer.config
+    assert (model.sampler_batch_size, ugan.batch_size, ugan.max_grad_norm, ugan.bridge_anchor) == (64, 4, 10.0, False)
     model, config = build("Swimmer-v4", "--sampler", "ugan", "--no-shared-bridge-step")
     assert not model.policy.sampler_trainer.config.shared_bridge_step
     for env_id, sampler in (("Swimmer-v4", "ugan-nocritic"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
@@ -435,8 +441,5 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
         0.5, "uniform", [64, 64], 2)
     assert model.log_temperature is None and model.policy.sampler_trainer.config.batch_size == 2
     assert config["sampler_batch_size"] == 64 == model.sampler_batch_size  # SoftQ's default: 64 of the 256 states
-    model, config = build("Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "256", "--sampler-particles", "1")
-    assert model.sampler_batch_size == 256 and config["sampler_batch_size"] == 256
-    assert model.policy.sampler_trainer.config.batch_size == 1
     model, config = build("MultiGoal-v0", "--sampler", "ugan", "--batch-size", "32")
     assert config["sampler_batch_size"] == 32  # the whole minibatch when it is smaller than the default 64
