@@ -25,21 +25,23 @@ def sac_run():
     model = SAC("MlpPolicy", "Pendulum-v1", **SAC_SMALL)
     cb = UGANSamplerCallback(temperature=0.1, num_states=32, train_every=2, ugan_kwargs=SMALL_UGAN)
     model.learn(600, callback=cb)
-    return model, cb
+    # the count of the run itself: other tests here call cb.update() on the shared fixture, and pytest-xdist's
+    # worksteal may run them first
+    return model, cb, cb.ugan.num_updates
 
 
 def test_sampler_callback_logs_during_sac(sac_run):
-    model, cb = sac_run
+    model, cb, learn_updates = sac_run
     logged = model.logger.name_to_value
     for key in ("sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll", "sampler/lambda"):
         assert np.isfinite(logged[key]), key
-    assert 240 <= cb.ugan.num_updates <= 251  # every 2nd step once 100 transitions are stored
+    assert 240 <= learn_updates <= 251  # every 2nd step once 100 transitions are stored
     assert cb.sampler is cb.ugan.sampler
     assert cb.sampler.context_features == 3 and cb.sampler.features == 1
 
 
 def test_sampler_beats_uniform_on_frozen_critic(sac_run):
-    model, cb = sac_run
+    model, cb, _ = sac_run
     torch.manual_seed(1)
     for _ in range(300):  # the model is frozen: only the sampler trains
         cb.update()
@@ -56,7 +58,7 @@ def test_sampler_beats_uniform_on_frozen_critic(sac_run):
 
 
 def test_critic_unchanged_by_sampler_update(sac_run):
-    model, cb = sac_run
+    model, cb, _ = sac_run
     before = [p.detach().clone() for p in model.critic.parameters()]
     grads = [p.grad for p in model.critic.parameters()]
     flags = [p.requires_grad for p in model.critic.parameters()]
@@ -70,7 +72,7 @@ def test_critic_unchanged_by_sampler_update(sac_run):
 
 
 def test_sample_actions_in_env_scale_and_save_load(sac_run, tmp_path):
-    model, cb = sac_run
+    model, cb, _ = sac_run
     obs = np.stack([model.observation_space.sample() for _ in range(5)])
     actions = cb.sample_actions(obs, 7)
     assert actions.shape == (5, 7, 1)
