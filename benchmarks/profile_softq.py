@@ -4,7 +4,7 @@
     python benchmarks/profile_softq.py --preset --agents ugan sac --no-profile   # train_rl.py's Swimmer defaults
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan/2 --sampler-particles 1 --no-profile
     python benchmarks/profile_softq.py --preset --agents sac ugan --sampler-particles 1 --sampler-batch-size 256 --no-profile
-    python benchmarks/profile_softq.py --preset --agents ugan ugan+anchor ugan ugan+anchor --no-profile   # --bridge-anchor
+    python benchmarks/profile_softq.py --preset --agents ugan+old ugan+old+anchor --no-profile   # --bridge-anchor alone
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+unshared sac --no-profile   # --no-shared-bridge-step
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+old sac ugan ugan+old --no-profile   # 256 x 1 vs 64 x 4
@@ -50,7 +50,8 @@ def main() -> None:
                         "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor, ugan+shared its "
                         "--shared-bridge-step (ugan+anchor+shared both), ugan+unshared --no-shared-bridge-step, "
                         "ugan+critics3 --n-critics 3, ugan+noclip --sampler-grad-clip 0, ugan+b256 "
-                        "--sampler-batch-size 256 --sampler-particles 1 (SAC's actor batch)")
+                        "--sampler-batch-size 256 --sampler-particles 1 (SAC's actor batch), ugan+old the preset of "
+                        "sessions 22-30 (--no-bridge-anchor --sampler-grad-clip 10, 64 states x 4 samples)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")

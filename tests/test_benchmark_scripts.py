@@ -294,7 +294,7 @@ def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
     assert r.returncode == 2 and "--sampler-particles applies with --preset only" in r.stderr
     r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", "--preset", "--agents", "ugan", "--sampler-particles",
                         "0"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 2 and "--sampler-particles must be positive, got 0" in r.stderr  # not the preset's 4, quietly
+    assert r.returncode == 2 and "--sampler-particles must be positive, got 0" in r.stderr  # not the preset's 1, quietly
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
                                    ["--sampler-batch-size", "64"])
     assert model.sampler_batch_size == 64 and model.sampler_trainer.config.batch_size == 1  # the preset's 1 stays
