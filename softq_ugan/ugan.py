@@ -151,6 +151,29 @@ class UGANSampler(nn.Module):
         z = torch.zeros(rows, 1, self.noise_features, dtype=ref.dtype, device=ref.device)
         return self.from_noise(z if context is not None else z[0], context).reshape(rows, self.features)
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the bridge is anchored at G(0; c) (``UGANConfig.bridge_anchor``)."""
+        return isinstance(self.bridge, ShiftedFlow)
+
+    def rsample_and_anchor(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """:meth:`rsample` and, for an anchored bridge, its location G(0; c) without gradient (else None), from one
+        pass of G over the noise with a zero row appended per context (the anchor alone is a second pass of G)."""
+        if not self.anchored:
+            return self.rsample(num_samples, context), None
+        self._check_context(context)
+        ref = next(self.generator.parameters())
+        shape = (num_samples + 1,) if context is None else (context.shape[0], num_samples + 1)
+        z = torch.randn(*shape, self.noise_features, dtype=ref.dtype, device=ref.device)
+        z.select(-2, num_samples).zero_()  # the last row of each context: zero noise
+        out = self.from_noise(z, context)
+        x, m = out.narrow(-2, 0, num_samples), out.select(-2, num_samples).detach()
+        return x, (m if context is not None else m.unsqueeze(0))
+
+    def bridge_log_prob(self, x: Tensor, context: Tensor | None = None, anchor: Tensor | None = None) -> Tensor:
+        """log ν(x|c); ``anchor``: G(0; c) from :meth:`rsample_and_anchor`, which saves recomputing it."""
+        return self.bridge.log_prob(x, context, anchor) if anchor is not None else self.bridge.log_prob(x, context)
+
     def _check_context(self, context: Tensor | None) -> None:
         if self.context_features:
             if context is None or context.ndim != 2 or context.shape[-1] != self.context_features:
@@ -196,8 +219,8 @@ class UGANSampler(nn.Module):
         estimate log ν + D (VA §3.2), which needs no invertible G."""
         if self.has_density:
             return self.rsample_and_log_prob(num_samples, context)
-        x = self.rsample(num_samples, context)
-        return x, self.log_prob(x, context)
+        x, anchor = self.rsample_and_anchor(num_samples, context)
+        return x, self.bridge_log_prob(x, context, anchor) + self.log_ratio(x, context)
 
     def log_ratio(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Estimate of log ρ/ν at x (0 without a critic)."""
@@ -236,19 +259,28 @@ class UGAN:
         out: dict[str, float] = {}
 
         # 1. critic: logistic regression of G-samples (label 1) against ν-samples (label 0) → D ≈ log ρ/ν
+        anchor = None  # an anchored bridge's G(0; c): G does not change before step 2, so that step reuses it
         if s.critic is not None:
             for _ in range(c.critic_steps):
                 with torch.no_grad():
-                    x_g, x_nu = s.rsample(n, context), s.bridge.rsample(n, context)
-                loss = logistic_critic_loss(s.critic(x_g, context), s.critic(x_nu, context))
+                    x_g, anchor = s.rsample_and_anchor(n, context)
+                    x_nu = s.bridge.rsample(n, context, anchor) if anchor is not None else s.bridge.rsample(n, context)
+                # both sample sets through D in one pass: n G-samples, then n ν-samples (per context)
+                logits = s.critic(torch.cat([x_g, x_nu], dim=-2), context)
+                loss = logistic_critic_loss(logits.narrow(-1, 0, n), logits.narrow(-1, n, n))
                 out["critic_loss"] = check_finite("U-GAN critic loss", loss.item(), t)
                 optimizer_step(self.critic_optimizer, loss, s.critic.parameters(), c.max_grad_norm)
 
         # 2. generator: E[D(G) + log ν(G) − (1+λ_t) log u(G)] (VA eq. 9 with the §3.2 density ratio)
         lam = self.schedule(t)
-        x, log_g = s.rsample_and_log_prob(n, context) if s.has_density else (s.rsample(n, context), None)
+        if s.has_density:
+            (x, log_g), anchor = s.rsample_and_log_prob(n, context), None
+        elif anchor is None:
+            (x, anchor), log_g = s.rsample_and_anchor(n, context), None
+        else:
+            x, log_g = s.rsample(n, context), None
         log_u = log_prob(x, context)
-        log_nu = s.bridge.log_prob(x, context)
+        log_nu = s.bridge_log_prob(x, context, anchor)
         log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
         loss = (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
@@ -270,8 +302,8 @@ class UGAN:
         # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2); a shared first step was taken above
         for _ in range(c.bridge_steps - int(c.shared_bridge_step)):
             with torch.no_grad():
-                x_g = s.rsample(n, context)
-            nll = -s.bridge.log_prob(x_g, context).mean()
+                x_g, anchor = s.rsample_and_anchor(n, context)  # G has moved: a fresh anchor
+            nll = -s.bridge_log_prob(x_g, context, anchor).mean()
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", nll.item(), t)
             optimizer_step(self.bridge_optimizer, nll, s.bridge.parameters(), c.max_grad_norm)
 

@@ -77,6 +77,44 @@ def test_own_passes_match_nflows_transform(context_features):
     assert torch.allclose(x_back, x_ref) and torch.allclose(ild, ild_ref) and torch.allclose(x_back, x.reshape(-1, 3))
 
 
+def test_no_grad_passes_reuse_weights_only_while_the_parameters_are_unchanged():
+    """Without grad mode the masked weights are formed once per parameter version: a pass after an optimizer step
+    (the trainers' FlatAdam, which writes a buffer the parameters are views of), a load_state_dict or a dtype change
+    must see the new weights (nflows' transform is the reference). rsample,
+    which skips the log-density's terms, draws rsample_and_log_prob's samples."""
+    torch.manual_seed(5)
+    maf = ConditionalMAF(2, 3, num_blocks=3, hidden_features=16)
+    ctx, x = torch.randn(4, 3), torch.randn(4, 6, 2)
+
+    def reference(m, x, ctx):
+        return m.flow.log_prob(x.reshape(-1, 2), context=ctx.repeat_interleave(6, 0)).reshape(4, 6)
+
+    from softq_ugan.nets import adam
+
+    opt = adam(maf.parameters(), 0.05)  # FlatAdam: it writes its buffer and bumps the parameters' versions
+    for _ in range(3):
+        with torch.no_grad():
+            before = maf.log_prob(x, ctx)
+            assert torch.allclose(before, reference(maf, x, ctx), atol=1e-5)
+            assert torch.equal(maf.log_prob(x, ctx), before)  # the cached weights: same values
+        opt.zero_grad()
+        (-maf.log_prob(x, ctx).mean()).backward()
+        opt.step()  # in-place parameter updates: the next no-grad pass must form new weights
+        with torch.no_grad():
+            assert not torch.allclose(maf.log_prob(x, ctx), before)
+    other = ConditionalMAF(2, 3, num_blocks=3, hidden_features=16)
+    with torch.no_grad():
+        maf.load_state_dict(other.state_dict())
+        assert torch.allclose(maf.log_prob(x, ctx), reference(other, x, ctx), atol=1e-5)
+        maf.double()
+        assert torch.allclose(maf.log_prob(x.double(), ctx.double()), reference(maf, x.double(), ctx.double()))
+    torch.manual_seed(6)
+    y = maf.rsample(5, ctx.double())
+    torch.manual_seed(6)
+    y_ref, log_p = maf.rsample_and_log_prob(5, ctx.double())
+    assert torch.equal(y, y_ref) and torch.allclose(maf.log_prob(y, ctx.double()), log_p)
+
+
 def test_rsample_has_gradients_and_blocks_are_distinct():
     maf = ConditionalMAF(2, 0, num_blocks=4, hidden_features=8)
     made = [m for m in maf.flow._transform._transforms if hasattr(m, "autoregressive_net")]

@@ -288,3 +288,60 @@ def test_adam_helper_is_fused_and_takes_the_adam_step():
             if step == 0 and net is a:  # Adam's first step: −lr · g / (|g| + eps), about lr per coordinate
                 assert torch.allclose(a.weight - start, -1e-2 * g / (g.abs() + 1e-8), atol=1e-6)
     assert torch.allclose(a.weight, b.weight, atol=1e-6) and torch.allclose(a.bias, b.bias, atol=1e-6)
+
+
+def test_flat_adam_takes_torch_adams_steps_and_keeps_its_checkpoint_format():
+    """nets.FlatAdam (what nets.adam builds): every parameter a view of one buffer, one fused kernel per step. It must
+    give torch's fused Adam's parameters through gradients set to None, a joint step with an ascending group and a
+    clip, and a parameter storage replaced mid-run (.double().float()); its state dict is torch Adam's, both ways."""
+    import copy
+
+    from softq_ugan.nets import MLP, FlatAdam, adam, joint_step
+
+    torch.manual_seed(0)
+    a = MLP(5, 3, (16, 16))
+    b = copy.deepcopy(a)
+    fa, tb = adam(a.parameters(), 1e-2), torch.optim.Adam(b.parameters(), lr=1e-2, fused=True)
+    assert isinstance(fa, FlatAdam) and len(fa.param_groups[0]["params"]) == 1
+    assert a[0].weight.untyped_storage().data_ptr() == a[2].bias.untyped_storage().data_ptr()  # one buffer
+    for t in range(30):
+        x = torch.randn(8, 5)
+        for net, opt in ((a, fa), (b, tb)):
+            if t == 10:
+                net.zero_grad()  # gradients to None: FlatAdam reads the new ones back into its buffer
+            opt.zero_grad()
+            loss = net(x).pow(2).mean()
+            if t % 3 == 0:  # nets.joint_step: backward into the parameters, clip to norm 0.5, step
+                joint_step(loss, [(opt, list(net.parameters()), 1.0)], 0.5)
+            else:
+                loss.backward()
+                opt.step()
+        if t == 15:
+            a.double().float()  # new storage for every parameter: the next call re-flattens, moments kept
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-6, rtol=0)
+    version = a[0].weight._version
+    fa.step()  # writes the buffer; the parameters' version counters move as for an in-place update
+    tb.step()
+    assert a[0].weight._version > version
+    sa, sb = fa.state_dict(), tb.state_dict()
+    assert sa["param_groups"][0]["params"] == sb["param_groups"][0]["params"] == list(range(6))
+    for i in sb["state"]:
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.allclose(sa["state"][i][key], sb["state"][i][key], atol=1e-6, rtol=0)
+    c, d = copy.deepcopy(b), copy.deepcopy(b)
+    fc, td = adam(c.parameters(), 1e-2), torch.optim.Adam(d.parameters(), lr=1e-2, fused=True)
+    fc.load_state_dict(sb)  # torch's checkpoint into FlatAdam
+    td.load_state_dict(sa)  # and FlatAdam's into torch's
+    for _ in range(5):
+        x = torch.randn(8, 5)
+        for net, opt in ((b, tb), (c, fc), (d, td)):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+    for p, q, r in zip(b.parameters(), c.parameters(), d.parameters()):
+        assert torch.allclose(p, q, atol=1e-6, rtol=0) and torch.allclose(p, r, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="parameters per group"):
+        fc.load_state_dict(torch.optim.Adam(torch.nn.Linear(2, 2).parameters()).state_dict())
+    mixed = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))]
+    assert not isinstance(adam(mixed, 1e-3), FlatAdam)  # mixed dtypes: torch's own Adam

@@ -247,3 +247,22 @@ def test_learns_multigoal_with_several_goals():
     goals = np.array(goals)
     assert (goals >= 0).mean() >= 0.9, np.bincount(goals + 1)
     assert len(set(goals[goals >= 0])) >= 3, np.bincount(goals + 1)
+
+
+def test_target_critic_update_is_sb3s_polyak_update():
+    """SoftQ's one-op Polyak step gives SB3's polyak_update, on critics whose parameters are views of FlatAdam's buffer."""
+    import copy
+
+    from stable_baselines3.common.utils import polyak_update
+
+    model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, tau=0.05, **SMALL)
+    with torch.no_grad():
+        for p in model.critic.parameters():
+            p.add_(torch.randn_like(p))
+    critic, target = copy.deepcopy(model.critic), copy.deepcopy(model.critic_target)
+    start = [p.clone() for p in target.parameters()]
+    for _ in range(3):
+        model._polyak_update()
+        polyak_update(critic.parameters(), target.parameters(), 0.05)
+    for a, b, b0 in zip(model.critic_target.parameters(), target.parameters(), start):
+        assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(b, b0)  # the same step, and a step

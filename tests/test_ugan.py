@@ -204,8 +204,30 @@ def test_anchored_bridge_is_the_shifted_density_and_leaves_the_generator_alone()
     mass = s.bridge.log_prob(grid, c1).exp().sum().item() * (g[1] - g[0]).item() ** 2
     assert math.isclose(mass, 1.0, abs_tol=0.01), mass
     s.bridge.log_prob(s.sample(4, c1), c1).sum().backward()  # fixed x: G enters only through the anchor
-    assert all(p.grad is None for p in s.generator.parameters())  # the shift is taken without gradient
+    # the shift is taken without gradient (the trainer's FlatAdam keeps zeroed gradient views, not None)
+    assert all(p.grad is None or not p.grad.any() for p in s.generator.parameters())
     assert not set(map(id, s.bridge.parameters())) & set(map(id, s.generator.parameters()))
+
+
+def test_samples_with_their_anchor_from_one_pass_of_the_generator():
+    """rsample_and_anchor: G's samples and G(0; c) from one pass over [z, 0]; the anchor given to the bridge gives
+    the log-density the bridge computes on its own, and rsample_and_log_density uses it."""
+    torch.manual_seed(1)
+    s = UGAN(UGANConfig(features=2, context_features=3, bridge_anchor=True, **FAST)).sampler
+    c = torch.randn(5, 3)
+    x, m = s.rsample_and_anchor(7, c)
+    assert x.shape == (5, 7, 2) and m.shape == (5, 2) and torch.allclose(m, s.anchor(c), atol=1e-6)
+    assert x.requires_grad and not m.requires_grad
+    assert torch.allclose(s.bridge_log_prob(x, c, m), s.bridge.log_prob(x, c), atol=1e-5)
+    assert x.std(dim=1).min() > 0  # fresh noise per sample, not the zero row
+    torch.manual_seed(2)
+    y, log_rho = s.rsample_and_log_density(4, c)
+    assert torch.allclose(log_rho, s.log_prob(y, c), atol=1e-5)
+    u = UGAN(UGANConfig(features=2, bridge_anchor=True, **FAST)).sampler
+    x0, m0 = u.rsample_and_anchor(3)  # no context: the anchor is (1, d)
+    assert x0.shape == (3, 2) and m0.shape == (1, 2) and torch.allclose(m0, u.anchor(), atol=1e-6)
+    plain = UGAN(UGANConfig(features=2, context_features=3, **FAST)).sampler
+    assert plain.rsample_and_anchor(7, c)[1] is None  # no anchor without an anchored bridge
 
 
 def test_anchored_bridge_follows_thin_state_dependent_laws():

@@ -68,26 +68,49 @@ class ConditionalMAF(nn.Module):
     # (masked linear layers, ReLU, scale = softplus(·) + 1e-3) with each masked weight formed once per call and
     # each context layer run once per context row, not once per sample: sampling costs `features` MADE passes per
     # block, and this is most of a SoftQ update's time (benchmarks/results/profile_softq.md).
-    def _blocks(self, context: Tensor | None, repeats: int):
-        """Per affine block: its masked (weight, bias) pairs, the context term (per sample row) and its ε."""
-        out = []
-        for transform in self.flow._transform._transforms:
-            if not hasattr(transform, "autoregressive_net"):
-                continue
-            made = transform.autoregressive_net
-            layers = [made.initial_layer, *(block.linear for block in made.blocks), made.final_layer]
-            weights = [(layer.weight * layer.mask, layer.bias) for layer in layers]
-            ctx = None
-            if context is not None:
-                ctx = F.relu(made.context_layer(context))
-                ctx = ctx.repeat_interleave(repeats, dim=0) if repeats > 1 else ctx
-            out.append((weights, ctx, transform._epsilon))
+    def _made_weights(self) -> tuple[list, tuple[Tensor, Tensor] | None, list[float]]:
+        """Per affine block its masked (weight, bias) pairs; every block's context layer stacked into one (weight,
+        bias) (None without a context); the blocks' ε. Without grad mode the result is kept until a parameter
+        changes (its version or storage), so no-grad passes between two optimizer steps form the weights once."""
+        made = [t.autoregressive_net for t in self.flow._transform._transforms if hasattr(t, "autoregressive_net")]
+        if not hasattr(self, "_weight_params"):  # the tensors the weights are formed from, in a fixed order
+            self.__dict__["_weight_params"] = [p for m in made for p in m.parameters()]
+            self.__dict__["_weight_cache"] = (None, None)
+        key = None
+        if not torch.is_grad_enabled():
+            key = tuple((p._version, p.data_ptr(), p.dtype) for p in self._weight_params)
+            if self._weight_cache[0] == key:
+                return self._weight_cache[1]
+        weights = [[(layer.weight * layer.mask, layer.bias)
+                    for layer in (m.initial_layer, *(block.linear for block in m.blocks), m.final_layer)] for m in made]
+        ctx_layer = None
+        if self.context_features:
+            ctx_layer = (torch.cat([m.context_layer.weight for m in made]), torch.cat([m.context_layer.bias for m in made]))
+        eps = [t._epsilon for t in self.flow._transform._transforms if hasattr(t, "autoregressive_net")]
+        out = (weights, ctx_layer, eps)
+        if key is not None:
+            self.__dict__["_weight_cache"] = (key, out)
         return out
 
-    def _made(self, x: Tensor, weights, ctx: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
-        """One MADE pass: the (scale, shift) of every feature given x (autoregressive in x)."""
-        h = F.linear(x, *weights[0])
-        h = F.relu(h + ctx if ctx is not None else h)
+    def _blocks(self, context: Tensor | None, repeats: int):
+        """Per affine block: its masked (weight, bias) pairs, the context term (per sample row) and its ε."""
+        weights, ctx_layer, eps = self._made_weights()
+        ctxs = [None] * len(weights)
+        if context is not None:  # every block's context layer in one pass
+            ctx = F.relu(F.linear(context, *ctx_layer))
+            ctx = ctx.repeat_interleave(repeats, dim=0) if repeats > 1 else ctx
+            ctxs = ctx.chunk(len(weights), dim=-1)
+        return list(zip(weights, ctxs, eps))
+
+    def _made(self, x: Tensor | None, weights, ctx: Tensor | None, eps: float) -> tuple[Tensor, Tensor]:
+        """One MADE pass: the (scale, shift) of every feature given x (autoregressive in x); ``x=None`` is x = 0,
+        whose first layer is its bias alone (the inverse's first pass)."""
+        if x is None:
+            w0, b0 = weights[0]
+            h = F.relu(b0 + ctx if ctx is not None else b0.expand(1, -1))
+        else:
+            h = F.linear(x, *weights[0])
+            h = F.relu(h + ctx if ctx is not None else h)
         for w, b in weights[1:-1]:
             h = F.relu(F.linear(h, w, b))
         params = F.linear(h, *weights[-1]).view(-1, self.features, 2)
@@ -102,16 +125,20 @@ class ConditionalMAF(nn.Module):
             logdet = logdet + torch.log(scale).sum(-1)
         return x, logdet
 
-    def _inverse(self, z: Tensor, context: Tensor | None, repeats: int = 1) -> tuple[Tensor, Tensor]:
-        """x = f⁻¹(z) and log|det ∂x/∂z|: per block (last first), ``features`` sequential MADE passes."""
-        logdet = z.new_zeros(z.shape[0])
+    def _inverse(self, z: Tensor, context: Tensor | None, repeats: int = 1,
+                 with_logdet: bool = True) -> tuple[Tensor, Tensor | None]:
+        """x = f⁻¹(z) and log|det ∂x/∂z| (None unless ``with_logdet``): per block (last first), ``features``
+        sequential MADE passes."""
+        logdet = z.new_zeros(z.shape[0]) if with_logdet else None
         for weights, ctx, eps in reversed(self._blocks(context, repeats)):
             z = z.flip(-1)  # undo the permutation
-            x = torch.zeros_like(z)
+            x = None  # x = 0: feature 1's (scale, shift) depend on the context alone
             for _ in range(self.features):  # pass i fixes feature i (MADE's autoregressive order)
                 scale, shift = self._made(x, weights, ctx, eps)
                 x = (z - shift) / scale
-            z, logdet = x, logdet - torch.log(scale).sum(-1)
+            z = x
+            if with_logdet:
+                logdet = logdet - torch.log(scale).sum(-1)
         return z, logdet
 
     def _log_prob_rows(self, x: Tensor, context: Tensor | None, repeats: int = 1) -> Tensor:
@@ -170,15 +197,22 @@ class ConditionalMAF(nn.Module):
 
     def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         """Differentiable samples: ``(n, d)`` without context, ``(B, n, d)`` with a context ``(B, c)``."""
-        return self.rsample_and_log_prob(num_samples, context)[0]
+        self._check(None, context)
+        if num_samples < 1:
+            raise ValueError(f"ConditionalMAF: num_samples must be >= 1, got {num_samples}")
+        ref = next(self.parameters())
+        rows = num_samples if context is None else context.shape[0] * num_samples
+        z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
+        x = self._inverse(z, context, repeats=num_samples, with_logdet=False)[0]  # no log-density: skip its terms
+        return x if context is None else x.reshape(-1, num_samples, self.features)
 
     def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         """The sample x = f⁻¹(z) of given base noise: ``z (n, d)`` or ``(B, n, d)`` with a context ``(B, c)``."""
         self._check(z, context)
         if z.ndim == 2:
-            return self._inverse(z.to(next(self.parameters()).dtype), context)[0]
+            return self._inverse(z.to(next(self.parameters()).dtype), context, with_logdet=False)[0]
         B, n, d = z.shape
-        return self._inverse(z.reshape(B * n, d), context, repeats=n)[0].reshape(B, n, d)
+        return self._inverse(z.reshape(B * n, d), context, repeats=n, with_logdet=False)[0].reshape(B, n, d)
 
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
@@ -222,28 +256,33 @@ class ShiftedFlow(nn.Module):
         self.flow, self.features = flow, flow.features
         self.__dict__["_shift"] = shift  # not registered: the generator belongs to its owner
 
-    def location(self, context: Tensor | None) -> Tensor:
-        """m(c) without gradient: ``(B, 1, d)`` for a context ``(B, c)``, ``(1, d)`` without one."""
-        with torch.no_grad():
-            m = self._shift(context)
+    def location(self, context: Tensor | None, loc: Tensor | None = None) -> Tensor:
+        """m(c) without gradient: ``(B, 1, d)`` for a context ``(B, c)``, ``(1, d)`` without one. ``loc``: m(c)
+        already computed by the caller (``(B, d)`` or ``(1, d)``), which saves the call."""
+        if loc is not None:
+            m = loc.detach()
+        else:
+            with torch.no_grad():
+                m = self._shift(context)
         return m if context is None else m.unsqueeze(1)
 
-    def _shifted(self, x: Tensor, context: Tensor | None) -> Tensor:
-        m = self.location(context)
+    def _shifted(self, x: Tensor, context: Tensor | None, loc: Tensor | None) -> Tensor:
+        m = self.location(context, loc)
         return x - (m.squeeze(1) if x.ndim == 2 and context is not None else m)
 
-    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """log ν(x|c) = log ν₀(x − m(c) | c); shapes as :meth:`ConditionalMAF.log_prob`."""
+    def log_prob(self, x: Tensor, context: Tensor | None = None, loc: Tensor | None = None) -> Tensor:
+        """log ν(x|c) = log ν₀(x − m(c) | c); shapes as :meth:`ConditionalMAF.log_prob`; ``loc`` as :meth:`location`."""
         self.flow._check(x, context)
-        return self.flow.log_prob(self._shifted(x, context), context)
+        return self.flow.log_prob(self._shifted(x, context, loc), context)
 
-    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None,
+                             loc: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Samples m(c) + x₀, x₀ ~ ν₀(·|c), and their log-density (that of x₀); shapes as the MAF's."""
         x0, log_prob = self.flow.rsample_and_log_prob(num_samples, context)
-        return x0 + self.location(context), log_prob
+        return x0 + self.location(context, loc), log_prob
 
-    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
-        return self.rsample_and_log_prob(num_samples, context)[0]
+    def rsample(self, num_samples: int, context: Tensor | None = None, loc: Tensor | None = None) -> Tensor:
+        return self.flow.rsample(num_samples, context) + self.location(context, loc)
 
     @torch.no_grad()
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
