@@ -37,7 +37,9 @@ def critic_q_min(critic_output: Tensor | Sequence[Tensor], pessimism: float | No
 
 
 def repeat_states(obs: Tensor | dict[str, Tensor], k: int) -> Tensor | dict[str, Tensor]:
-    """Each state ``k`` times in a row (``(B, …)`` → ``(B·k, …)``), for a dict observation key by key."""
+    """Each state ``k`` times in a row (``(B, …)`` → ``(B·k, …)``), for a dict observation key by key (k = 1: as is)."""
+    if k == 1:
+        return obs
     if isinstance(obs, dict):
         return {key: v.repeat_interleave(k, dim=0) for key, v in obs.items()}
     return obs.repeat_interleave(k, dim=0)

@@ -320,10 +320,12 @@ def test_flat_adam_takes_torch_adams_steps_and_keeps_its_checkpoint_format():
             a.double().float()  # new storage for every parameter: the next call re-flattens, moments kept
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p, q, atol=1e-6, rtol=0)
+    calls = []
+    fa.register_step_post_hook(lambda opt, args, kwargs: calls.append(1))  # torch's step hooks still run
     version = a[0].weight._version
     fa.step()  # writes the buffer; the parameters' version counters move as for an in-place update
     tb.step()
-    assert a[0].weight._version > version
+    assert a[0].weight._version > version and calls == [1]
     sa, sb = fa.state_dict(), tb.state_dict()
     assert sa["param_groups"][0]["params"] == sb["param_groups"][0]["params"] == list(range(6))
     for i in sb["state"]:

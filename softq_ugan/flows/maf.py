@@ -65,9 +65,10 @@ class ConditionalMAF(nn.Module):
 
     # -- the flow's passes, without nflows' per-module dispatch -----------------------------------
     # nflows holds the parameters (so state dicts are nflows'); these passes compute what its MADE blocks compute
-    # (masked linear layers, ReLU, scale = softplus(·) + 1e-3) with each masked weight formed once per call and
-    # each context layer run once per context row, not once per sample: sampling costs `features` MADE passes per
-    # block, and this is most of a SoftQ update's time (benchmarks/results/profile_softq.md).
+    # (masked linear layers, ReLU, scale = softplus(·) + 1e-3) with each masked weight formed once per call (once per
+    # parameter version without grad mode), the blocks' context layers run as one stacked layer once per context row,
+    # not once per sample: sampling costs `features` MADE passes per block, a large part of a SoftQ update's time
+    # (benchmarks/results/profile_softq.md, sessions 12 and 32).
     def _made_weights(self) -> tuple[list, tuple[Tensor, Tensor] | None, list[float]]:
         """Per affine block its masked (weight, bias) pairs; every block's context layer stacked into one (weight,
         bias) (None without a context); the blocks' ε. Without grad mode the result is kept until a parameter
