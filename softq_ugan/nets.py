@@ -60,7 +60,7 @@ class FlatAdam(torch.optim.Adam):
     """Adam over one flat buffer that every parameter is a view of (and every gradient a view of its gradient).
 
     A step is then one fused kernel on one tensor: zero_grad and step on the U-GAN's bridge (40 small tensors) took
-    223 µs with torch's fused Adam and 62 µs with this one (profile_softq.md, session 32). The update is torch's fused
+    223 µs with torch's fused Adam and 58 µs with this one (profile_softq.md, session 32). The update is torch's fused
     Adam's, value for value, and ``state_dict`` / ``load_state_dict`` use torch Adam's per-parameter format, so
     checkpoints load either way. Gradients are views of one buffer that ``zero_grad`` zeroes: never None.
 
@@ -81,7 +81,7 @@ class FlatAdam(torch.optim.Adam):
         except RuntimeError:  # a device without a fused Adam kernel
             super().__init__([flat], lr=lr, foreach=True, **kwargs)
 
-    def _flatten(self, state: dict | None = None) -> Tensor:
+    def _flatten(self) -> Tensor:
         """Copy the parameters into one buffer and make each a view of it (likewise their gradients)."""
         ps = self._params
         flat = torch.cat([p.detach().reshape(-1) for p in ps])
@@ -187,7 +187,7 @@ def adam(params: Iterable[Tensor], lr: float, **kwargs) -> torch.optim.Adam:
     """Adam on one flat buffer with torch's fused kernel (:class:`FlatAdam`), or torch's own with the multi-tensor
     (foreach) kernel where the parameters are of mixed devices or dtypes; torch picks neither kernel by default on
     CPU. Same update; on the U-GAN's small networks the fused step is about 4× faster than foreach and 6× faster than
-    the default (profile_softq.md, session 16), and one flat tensor 3.6× faster again on the bridge's 40 (session
+    the default (profile_softq.md, session 16), and one flat tensor 3.8× faster again on the bridge's 40 (session
     32)."""
     params = list(params)
     try:

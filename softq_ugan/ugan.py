@@ -174,6 +174,12 @@ class UGANSampler(nn.Module):
         """log ν(x|c); ``anchor``: G(0; c) from :meth:`rsample_and_anchor`, which saves recomputing it."""
         return self.bridge.log_prob(x, context, anchor) if anchor is not None else self.bridge.log_prob(x, context)
 
+    def bridge_rsample(self, num_samples: int, context: Tensor | None = None, anchor: Tensor | None = None) -> Tensor:
+        """Samples of ν(·|c); ``anchor`` as in :meth:`bridge_log_prob`."""
+        if anchor is not None:
+            return self.bridge.rsample(num_samples, context, anchor)
+        return self.bridge.rsample(num_samples, context)
+
     def _check_context(self, context: Tensor | None) -> None:
         if self.context_features:
             if context is None or context.ndim != 2 or context.shape[-1] != self.context_features:
@@ -264,7 +270,7 @@ class UGAN:
             for _ in range(c.critic_steps):
                 with torch.no_grad():
                     x_g, anchor = s.rsample_and_anchor(n, context)
-                    x_nu = s.bridge.rsample(n, context, anchor) if anchor is not None else s.bridge.rsample(n, context)
+                    x_nu = s.bridge_rsample(n, context, anchor)
                 # both sample sets through D in one pass: n G-samples, then n ν-samples (per context)
                 logits = s.critic(torch.cat([x_g, x_nu], dim=-2), context)
                 loss = logistic_critic_loss(logits.narrow(-1, 0, n), logits.narrow(-1, n, n))

@@ -73,10 +73,13 @@ class ConditionalMAF(nn.Module):
         """Per affine block its masked (weight, bias) pairs; every block's context layer stacked into one (weight,
         bias) (None without a context); the blocks' ε. Without grad mode the result is kept until a parameter
         changes (its version or storage), so no-grad passes between two optimizer steps form the weights once."""
-        made = [t.autoregressive_net for t in self.flow._transform._transforms if hasattr(t, "autoregressive_net")]
-        if not hasattr(self, "_weight_params"):  # the tensors the weights are formed from, in a fixed order
-            self.__dict__["_weight_params"] = [p for m in made for p in m.parameters()]
+        if not hasattr(self, "_weight_params"):  # the MADE blocks, their ε and the tensors the weights are formed from
+            blocks = [t for t in self.flow._transform._transforms if hasattr(t, "autoregressive_net")]
+            self.__dict__["_made_nets"] = [t.autoregressive_net for t in blocks]
+            self.__dict__["_made_eps"] = [t._epsilon for t in blocks]
+            self.__dict__["_weight_params"] = [p for m in self._made_nets for p in m.parameters()]
             self.__dict__["_weight_cache"] = (None, None)
+        made = self._made_nets
         key = None
         if not torch.is_grad_enabled():
             key = tuple((p._version, p.data_ptr(), p.dtype) for p in self._weight_params)
@@ -87,8 +90,7 @@ class ConditionalMAF(nn.Module):
         ctx_layer = None
         if self.context_features:
             ctx_layer = (torch.cat([m.context_layer.weight for m in made]), torch.cat([m.context_layer.bias for m in made]))
-        eps = [t._epsilon for t in self.flow._transform._transforms if hasattr(t, "autoregressive_net")]
-        out = (weights, ctx_layer, eps)
+        out = (weights, ctx_layer, self._made_eps)
         if key is not None:
             self.__dict__["_weight_cache"] = (key, out)
         return out
@@ -181,15 +183,20 @@ class ConditionalMAF(nn.Module):
         return self._log_prob_rows(x.reshape(B * K, d), context, repeats=K).reshape(B, K)
 
     # -- sampling -------------------------------------------------------------------------------
-    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Differentiable samples and their log-density: ``(n, d), (n,)`` or ``(B, n, d), (B, n)``."""
+    def _draw(self, num_samples: int, context: Tensor | None, with_logdet: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Base noise z, its sample x = f⁻¹(z) (rows) and log|det ∂x/∂z| (None unless ``with_logdet``)."""
         self._check(None, context)
         if num_samples < 1:
             raise ValueError(f"ConditionalMAF: num_samples must be >= 1, got {num_samples}")
         ref = next(self.parameters())  # noise in the flow's dtype and device (nflows draws float32)
         rows = num_samples if context is None else context.shape[0] * num_samples
         z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
-        x, logdet = self._inverse(z, context, repeats=num_samples)
+        x, logdet = self._inverse(z, context, repeats=num_samples, with_logdet=with_logdet)
+        return z, x, logdet
+
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Differentiable samples and their log-density: ``(n, d), (n,)`` or ``(B, n, d), (B, n)``."""
+        z, x, logdet = self._draw(num_samples, context, with_logdet=True)
         # log ν(x) = log N(z) − log|det ∂x/∂z| (VA eq. 11)
         log_prob = standard_normal_log_prob(z) - logdet
         if context is None:
@@ -198,13 +205,7 @@ class ConditionalMAF(nn.Module):
 
     def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         """Differentiable samples: ``(n, d)`` without context, ``(B, n, d)`` with a context ``(B, c)``."""
-        self._check(None, context)
-        if num_samples < 1:
-            raise ValueError(f"ConditionalMAF: num_samples must be >= 1, got {num_samples}")
-        ref = next(self.parameters())
-        rows = num_samples if context is None else context.shape[0] * num_samples
-        z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
-        x = self._inverse(z, context, repeats=num_samples, with_logdet=False)[0]  # no log-density: skip its terms
+        x = self._draw(num_samples, context, with_logdet=False)[1]  # no log-density: skip its terms
         return x if context is None else x.reshape(-1, num_samples, self.features)
 
     def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
