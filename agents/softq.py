@@ -28,6 +28,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from agents.critics import critic_q_min
 from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.metrics import ess
+from softq_ugan.qmc import sobol_uniform
 from softq_ugan.soft_value import soft_value, tanh_log_det, tanh_log_proposal, uniform_log_proposal
 
 PROPOSALS = ("uniform", "bridge", "generator")
@@ -64,6 +65,9 @@ class SoftQ(OffPolicyAlgorithm):
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
         y-space) or "generator" (the sampler's own samples and density: exact for the MAF policy and a one-way
         generator, the estimate log ν + D for the U-GAN).
+    :param value_qmc: draw each state's M proposal particles as randomized Sobol points (``softq_ugan.qmc``): each is
+        still a draw from the proposal, so the estimate's mean is unchanged, but they are spread evenly, which lowers
+        its variance; for the "uniform" and "bridge" proposals.
     :param sampler_batch_size: states of each batch used for the sampler update (K particles each; the whole batch
         when it has fewer).
     :param policy_delay: update the sampler after every ``policy_delay``-th Q update (TD3's delay; 1: every one).
@@ -92,6 +96,7 @@ class SoftQ(OffPolicyAlgorithm):
         reward_scale: float = 1.0,
         value_particles: int = 16,
         proposal: str = "uniform",
+        value_qmc: bool = False,
         sampler_batch_size: int = 64,
         policy_delay: int = 1,
         action_noise: ActionNoise | None = None,
@@ -110,6 +115,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"unknown proposal '{proposal}'; choose one of: {', '.join(PROPOSALS)}")
         if value_particles < 1:
             raise ValueError(f"value_particles must be >= 1, got {value_particles}")
+        if value_qmc and proposal == "generator":
+            raise ValueError("value_qmc applies to the uniform and bridge proposals, not generator")
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
         if sampler_batch_size < 1:
@@ -151,6 +158,7 @@ class SoftQ(OffPolicyAlgorithm):
         self.reward_scale = reward_scale
         self.value_particles = value_particles
         self.proposal = proposal
+        self.value_qmc = value_qmc
         self.sampler_batch_size = sampler_batch_size
         self.policy_delay = policy_delay
         if _init_setup_model:
@@ -192,12 +200,15 @@ class SoftQ(OffPolicyAlgorithm):
         proposal = proposal or self.proposal
         p, M = self.policy, self.value_particles
         B = next_obs.shape[0]
+        qmc = self.value_qmc and proposal != "generator"
         if proposal == "uniform":
-            actions = torch.rand(B, M, p.action_dim, device=self.device) * 2 - 1
+            u = sobol_uniform(B, M, p.action_dim, device=self.device) if qmc else \
+                torch.rand(B, M, p.action_dim, device=self.device)
+            actions = u * 2 - 1
             log_q = uniform_log_proposal(p.action_dim)  # q = 2^-d on (-1, 1)^d
         else:  # the MAF bridge, or the sampler's own samples and density (exact, or the U-GAN's log ν + D)
             if proposal == "bridge":
-                y, log_nu = p.proposal_flow.rsample_and_log_prob(M, p.context(next_obs))
+                y, log_nu = p.proposal_flow.rsample_and_log_prob(M, p.context(next_obs), qmc=qmc)
             else:
                 y, log_nu = p.sample_and_log_prob(M, p.context(next_obs))
             y = y.clamp(-10.0, 10.0)  # tanh saturates in float32 beyond |y| ≈ 9

@@ -46,3 +46,4 @@ def uniform_log_proposal(action_dim: int) -> float:
 def tanh_log_proposal(log_nu: Tensor, y: Tensor) -> Tensor:
     """Action-space log density of a = tanh(y), y ~ ν: log ν(y) − Σ log(1 − tanh² y)."""
     return log_nu - tanh_log_det(y)
+

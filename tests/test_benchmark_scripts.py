@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,8 +136,11 @@ def test_soft_value_benchmark_tiny(tmp_path):
     out = tmp_path / "soft_value.md"
     run("benchmarks/soft_value.py", str(ckpt), "--states", "4", "--repeats", "8", "--particles", "4", "16",
         "--out", str(out))
-    text = out.read_text()
-    assert "16" in text and "bridge" in text and "uniform" in text
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith(f"| {ckpt} |")]
+    assert [(r[2], r[3], r[4]) for r in rows] == [(m, p, k) for m in ("4", "16") for k in ("MC", "RQMC")
+                                                  for p in ("uniform", "bridge")]
+    assert all(r[8] == "1.00" for r in rows if r[3] == "uniform" and r[4] == "MC")  # the ratio's denominator
+    assert all(np.isfinite(float(r[7])) and float(r[7]) >= 0 for r in rows)
 
 
 def test_vagan_benchmark_tiny_keeps_notes_and_skips_runs_held_elsewhere(tmp_path):

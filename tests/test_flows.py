@@ -158,3 +158,19 @@ def test_mle_fits_a_conditional_gaussian():
         mean = maf.sample(500, c[:3]).mean(1)
     assert nll == pytest.approx(entropy, abs=0.1)
     assert torch.allclose(mean, c[:3] @ A.T, atol=0.15)
+
+
+def test_sobol_noise_samples_have_the_flows_law_and_exact_log_density():
+    """rsample_and_log_prob(qmc=True): the log-densities are the flow's at the samples, and a mean over the
+    samples agrees with one over many i.i.d. samples (each Sobol sample is a draw from ν)."""
+    torch.manual_seed(3)
+    maf = ConditionalMAF(2, 4, num_blocks=2, hidden_features=16).double()
+    ctx = torch.randn(3, 4, dtype=torch.float64)
+    with torch.no_grad():
+        x, lp = maf.rsample_and_log_prob(16, ctx.repeat_interleave(500, 0), qmc=True)
+        assert torch.allclose(lp, maf.log_prob(x, ctx.repeat_interleave(500, 0)), atol=1e-8)
+        ref = maf.sample(20_000, ctx)
+    f = lambda s: torch.sin(s[..., 0]) + s[..., 1] ** 2  # noqa: E731
+    got = f(x).reshape(3, 500 * 16).mean(1)
+    want, sem = f(ref).mean(1), f(ref).std(1) / math.sqrt(20_000)
+    assert (got - want).abs().lt(5 * sem + 0.02).all(), (got, want)

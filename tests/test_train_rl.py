@@ -60,14 +60,15 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
                               "--tau", "auto_0.5", "--target-entropy", "-3", "--logdir", str(tmp_path), *FAST],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    run_dir = tmp_path / "Swimmer-v4" / "maf_0"  # the default sampler
+    run_dir = tmp_path / "Swimmer-v4" / "ugan_0"  # Swimmer's default sampler
     tags = events(run_dir).Tags()["scalars"]
     assert {"eval/mean_reward", "train/entropy", "train/temperature"} <= set(tags)
     temps = [e.value for e in events(run_dir).Scalars("train/temperature")]
     assert temps and all(0 < t < 0.5 for t in temps)  # a fresh sampler's entropy is far above −3: τ falls
     config = json.loads((run_dir / "config.json").read_text())
     assert config["temperature"] == "auto_0.5" and config["target_entropy"] == -3
-    assert config["sampler"] == "maf"  # train_rl's default (issue 8)
+    assert config["sampler"] == "ugan"  # Swimmer's benchmarked preset (issue 4); maf elsewhere (issue 8)
+    assert config["sampler_particles"] == 1 and config["bridge_anchor"] is True  # the preset's, where no flag is given
 
 
 @pytest.mark.parametrize("args, expected", [

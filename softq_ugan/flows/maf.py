@@ -20,6 +20,7 @@ from nflows.transforms.permutations import ReversePermutation
 from torch import Tensor, nn
 
 from softq_ugan.nets import standard_normal_log_prob
+from softq_ugan.qmc import sobol_normal
 
 
 class ConditionalMAF(nn.Module):
@@ -183,20 +184,28 @@ class ConditionalMAF(nn.Module):
         return self._log_prob_rows(x.reshape(B * K, d), context, repeats=K).reshape(B, K)
 
     # -- sampling -------------------------------------------------------------------------------
-    def _draw(self, num_samples: int, context: Tensor | None, with_logdet: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Base noise z, its sample x = f⁻¹(z) (rows) and log|det ∂x/∂z| (None unless ``with_logdet``)."""
+    def _draw(self, num_samples: int, context: Tensor | None, with_logdet: bool,
+              qmc: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Base noise z, its sample x = f⁻¹(z) (rows) and log|det ∂x/∂z| (None unless ``with_logdet``); ``qmc``:
+        each context's ``num_samples`` noise rows are randomized Sobol points (:func:`sobol_normal`), not i.i.d."""
         self._check(None, context)
         if num_samples < 1:
             raise ValueError(f"ConditionalMAF: num_samples must be >= 1, got {num_samples}")
         ref = next(self.parameters())  # noise in the flow's dtype and device (nflows draws float32)
-        rows = num_samples if context is None else context.shape[0] * num_samples
-        z = torch.randn(rows, self.features, dtype=ref.dtype, device=ref.device)
+        contexts = 1 if context is None else context.shape[0]
+        if qmc:
+            z = sobol_normal(contexts, num_samples, self.features, dtype=ref.dtype, device=ref.device)
+            z = z.reshape(contexts * num_samples, self.features)  # a context's rows are consecutive, as repeats
+        else:
+            z = torch.randn(contexts * num_samples, self.features, dtype=ref.dtype, device=ref.device)
         x, logdet = self._inverse(z, context, repeats=num_samples, with_logdet=with_logdet)
         return z, x, logdet
 
-    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Differentiable samples and their log-density: ``(n, d), (n,)`` or ``(B, n, d), (B, n)``."""
-        z, x, logdet = self._draw(num_samples, context, with_logdet=True)
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None,
+                             qmc: bool = False) -> tuple[Tensor, Tensor]:
+        """Differentiable samples and their log-density: ``(n, d), (n,)`` or ``(B, n, d), (B, n)``. ``qmc``: each
+        context's samples from randomized Sobol noise (each one still ~ ν, but spread evenly: lower-variance means)."""
+        z, x, logdet = self._draw(num_samples, context, with_logdet=True, qmc=qmc)
         # log ν(x) = log N(z) − log|det ∂x/∂z| (VA eq. 11)
         log_prob = standard_normal_log_prob(z) - logdet
         if context is None:
@@ -278,9 +287,9 @@ class ShiftedFlow(nn.Module):
         return self.flow.log_prob(self._shifted(x, context, loc), context)
 
     def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None,
-                             loc: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Samples m(c) + x₀, x₀ ~ ν₀(·|c), and their log-density (that of x₀); shapes as the MAF's."""
-        x0, log_prob = self.flow.rsample_and_log_prob(num_samples, context)
+                             loc: Tensor | None = None, qmc: bool = False) -> tuple[Tensor, Tensor]:
+        """Samples m(c) + x₀, x₀ ~ ν₀(·|c), and their log-density (that of x₀); shapes and ``qmc`` as the MAF's."""
+        x0, log_prob = self.flow.rsample_and_log_prob(num_samples, context, qmc=qmc)
         return x0 + self.location(context, loc), log_prob
 
     def rsample(self, num_samples: int, context: Tensor | None = None, loc: Tensor | None = None) -> Tensor:
