@@ -7,7 +7,8 @@ replay buffer (beside it: ``<name>_replay_buffer.pkl``, SB3's ``<prefix>_replay_
 or the benchmarks' ``replay_buffer.pkl``), computes a reference V with 100,000 uniform samples, and for
 M ∈ {4, 16, 64} repeats each estimator R times: bias = mean(V̂ − V_ref), sd = std(V̂), and the
 normalized ESS of the importance weights; each proposal with i.i.d. particles (MC) and with randomized
-Sobol particles (RQMC, ``SoftQ(value_qmc=True)``). Medians over states; results in
+Sobol particles (RQMC, ``SoftQ(value_qmc=True)``); with ``--refit STEPS`` also a copy of the bridge
+refitted to exp(Q/τ) itself by forward KL (an offline diagnostic). Medians over states; results in
 benchmarks/results/soft_value.md.
 """
 
@@ -52,6 +53,34 @@ def reference(model, obs: torch.Tensor, n: int = 100_000, chunk: int = 10_000) -
     return soft_value(q, uniform_log_proposal(p.action_dim), p.temperature)[0].numpy()
 
 
+def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, particles: int = 16):
+    """A copy of the checkpoint's bridge fitted to its Boltzmann policy exp(Q̄/τ) itself, by forward KL: ``steps`` Adam
+    steps on −Σ_j w̄_j log q(y_j|s), with y_j drawn from the copy and w̄ their self-normalized importance weights
+    (the cross-entropy method's update), on ``states`` replay states × ``particles`` per step. An offline diagnostic:
+    how well the bridge's family can serve as the soft value's proposal when it fits the target, not the generator."""
+    import copy
+
+    from softq_ugan.soft_value import tanh_log_det
+
+    p = model.policy
+    flow = copy.deepcopy(p.proposal_flow)
+    inner = getattr(flow, "flow", flow)  # an anchored bridge keeps its location G(0; s): fit the spread around it
+    opt = torch.optim.Adam(inner.parameters(), lr=lr)
+    for _ in range(steps):
+        obs = model.replay_buffer.sample(states).observations
+        ctx = p.context(obs)
+        with torch.no_grad():
+            y, log_q = flow.rsample_and_log_prob(particles, ctx)
+            y = y.clamp(-10.0, 10.0)
+            log_target = p.q_min(obs, torch.tanh(y), target=True) / p.temperature + tanh_log_det(y)
+            w = torch.softmax(log_target - log_q, dim=-1)
+        loss = -(w * flow.log_prob(y, ctx)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return flow
+
+
 def replay_buffer_of(ckpt: Path) -> Path:
     """The replay buffer saved beside a checkpoint, under any of the names this project's runs give it."""
     stem = ckpt.name.removesuffix(".zip")
@@ -72,10 +101,13 @@ def main() -> None:
     ap.add_argument("--states", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--particles", type=int, nargs="+", default=[4, 16, 64])
+    ap.add_argument("--refit", type=int, default=0, metavar="STEPS",
+                    help="also measure a copy of the bridge refitted to exp(Q/τ) by forward KL for STEPS steps (U-GAN)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soft_value.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    np.random.seed(0)  # the replay buffer draws its states with numpy
     from agents import SoftQ
 
     if args.labels and len(args.labels) != len(args.checkpoints):
@@ -90,18 +122,28 @@ def main() -> None:
         obs = model.replay_buffer.sample(args.states).observations
         label = args.labels[i] if args.labels else ckpt
         ref = reference(model, obs)
+        arms = [("uniform", False), ("bridge", False), ("uniform", True), ("bridge", True)]
+        refit = args.refit and hasattr(model.policy.sampler, "bridge")
+        if refit:
+            fitted = refit_forward_kl(model, args.refit)
+            arms += [("refit", False), ("refit", True)]
         for M in args.particles:
             sd_uniform = None
-            for proposal, qmc in (("uniform", False), ("bridge", False), ("uniform", True), ("bridge", True)):
-                v, e = estimates(model, obs, proposal, M, args.repeats, qmc)
+            for proposal, qmc in arms:
+                if proposal == "refit":  # the copy stands in for the bridge while it is measured
+                    bridge, model.policy.sampler.bridge = model.policy.sampler.bridge, fitted
+                v, e = estimates(model, obs, "bridge" if proposal == "refit" else proposal, M, args.repeats, qmc)
+                if proposal == "refit":
+                    model.policy.sampler.bridge = bridge
+                    proposal = f"bridge refit ({args.refit} steps)"
                 bias, sd = v.mean(0) - ref, np.median(v.std(0))
                 sd_uniform = sd if sd_uniform is None else sd_uniform
                 rows.append(f"| {label} | {model.policy.temperature:.3g} | {M} | {proposal} | {'RQMC' if qmc else 'MC'} "
                             f"| {np.median(bias):+.4f} | {np.median(np.abs(bias)):.4f} | {sd:.4f} | {sd / sd_uniform:.2f} "
                             f"| {np.median(e):.3f} |")
-                if M == 16 and proposal == "bridge":
-                    ratios.append(f"{label}: {sd / sd_uniform:.2f} ({'RQMC' if qmc else 'MC'})")
-            print("\n".join(rows[-4:]), flush=True)
+                if M == 16 and proposal.startswith("bridge"):
+                    ratios.append(f"{label}: {sd / sd_uniform:.2f} ({proposal}, {'RQMC' if qmc else 'MC'})")
+            print("\n".join(rows[-len(arms):]), flush=True)
     text = (
         "# Soft value: uniform vs bridge proposal\n\n" + NOTES + "\n\n"
         f"Command: `python benchmarks/soft_value.py {shlex.join(sys.argv[1:])}`\n\n"

@@ -135,10 +135,11 @@ def test_soft_value_benchmark_tiny(tmp_path):
     ckpt = tmp_path / "MultiGoal-v0" / "ugan_0" / "checkpoints" / "last.zip"
     out = tmp_path / "soft_value.md"
     run("benchmarks/soft_value.py", str(ckpt), "--states", "4", "--repeats", "8", "--particles", "4", "16",
-        "--out", str(out))
+        "--refit", "3", "--out", str(out))
     rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith(f"| {ckpt} |")]
-    assert [(r[2], r[3], r[4]) for r in rows] == [(m, p, k) for m in ("4", "16") for k in ("MC", "RQMC")
-                                                  for p in ("uniform", "bridge")]
+    arms = [(p, k) for k in ("MC", "RQMC") for p in ("uniform", "bridge")]
+    arms += [("bridge refit (3 steps)", k) for k in ("MC", "RQMC")]
+    assert [(r[2], r[3], r[4]) for r in rows] == [(m, p, k) for m in ("4", "16") for p, k in arms]
     assert all(r[8] == "1.00" for r in rows if r[3] == "uniform" and r[4] == "MC")  # the ratio's denominator
     assert all(np.isfinite(float(r[7])) and float(r[7]) >= 0 for r in rows)
 
