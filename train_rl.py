@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the soft value and the sampler's target take mean − C·std over the Q networks instead of their "
                         "minimum (C = 1 is the minimum for two; above 1, more pessimistic; default: the minimum)")
     p.add_argument("--value-particles", type=int, default=None, help="M, particles of the soft value (default 16 or a preset's)")
-    p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge) or generator (the sampler's own samples and density; not svgd) "
+    p.add_argument("--proposal", default=None, help="soft-value proposal: uniform, bridge (the MAF bridge), generator (the sampler's own samples and density; not svgd) "
+                   "or fitted (a MAF fitted to exp(Q/τ) by forward KL on the soft value's particles) "
                    "(default uniform or a preset's)")
     p.add_argument("--value-qmc", action="store_true", default=None,
                    help="draw the soft value's uniform or bridge particles as randomized Sobol points: the same "

@@ -102,6 +102,8 @@ class SoftQPolicy(BasePolicy):
     :param n_critics: Q networks (SAC's 2).
     :param critic_pessimism: None (default): the soft value and the Boltzmann target take the minimum over the Q
         networks; c >= 0: their mean − c·std instead (c = 1 is the minimum for two; c > 1 more pessimistic).
+    :param fitted_proposal: also build ``fitted_flow``, a conditional MAF (the bridge's size) that SoftQ fits to the
+        Boltzmann policy by forward KL, as the soft value's proposal (``SoftQ(proposal="fitted")``).
     """
 
     critic: ContinuousCritic
@@ -126,6 +128,7 @@ class SoftQPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 2,
         critic_pessimism: float | None = None,
+        fitted_proposal: bool = False,
     ):
         super().__init__(
             observation_space,
@@ -151,6 +154,7 @@ class SoftQPolicy(BasePolicy):
         if critic_pessimism is not None and not (np.isfinite(critic_pessimism) and critic_pessimism >= 0):
             raise ValueError(f"critic_pessimism must be a finite number >= 0 (None: the minimum), got {critic_pessimism}")
         self.critic_pessimism = critic_pessimism
+        self.fitted_proposal = fitted_proposal
         self.action_dim = int(spaces.flatdim(action_space))
         self._build(lr_schedule)
 
@@ -184,6 +188,11 @@ class SoftQPolicy(BasePolicy):
             self.action_dim, self.features_dim, lr_schedule(1), self.anneal_steps, **kwargs
         )
         self.sampler.to(self.device)
+        self.fitted_flow, self.fitted_flow_optimizer = None, None
+        if self.fitted_proposal:
+            blocks, hidden = (RL_DEFAULTS["ugan"][k] for k in ("bridge_blocks", "bridge_hidden"))
+            self.fitted_flow = ConditionalMAF(self.action_dim, self.features_dim, blocks, hidden).to(self.device)
+            self.fitted_flow_optimizer = adam(self.fitted_flow.parameters(), lr_schedule(1))
         latent = getattr(self.sampler, "noise_features", None) or getattr(
             getattr(self.sampler, "generator", None), "latent_features", self.action_dim)
         # fixed candidate noise for deterministic actions, so predict(deterministic=True) is a function of s
@@ -201,6 +210,7 @@ class SoftQPolicy(BasePolicy):
             anneal_steps=self.anneal_steps,
             n_critics=self.n_critics,
             critic_pessimism=self.critic_pessimism,
+            fitted_proposal=self.fitted_proposal,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,

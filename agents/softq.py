@@ -29,9 +29,10 @@ from agents.critics import critic_q_min
 from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.metrics import ess
 from softq_ugan.qmc import sobol_uniform
-from softq_ugan.soft_value import soft_value, tanh_log_det, tanh_log_proposal, uniform_log_proposal
+from softq_ugan.soft_value import (forward_kl_proposal_loss, soft_value, tanh_log_det, tanh_log_proposal,
+                                   uniform_log_proposal)
 
-PROPOSALS = ("uniform", "bridge", "generator")
+PROPOSALS = ("uniform", "bridge", "generator", "fitted")
 
 
 def parse_temperature(value: float | str) -> tuple[bool, float]:
@@ -64,7 +65,9 @@ class SoftQ(OffPolicyAlgorithm):
     :param value_particles: M, particles of the importance-sampled soft value.
     :param proposal: "uniform" on the action box (SQL), "bridge" (the sampler's MAF bridge, or the MAF policy, in
         y-space) or "generator" (the sampler's own samples and density: exact for the MAF policy and a one-way
-        generator, the estimate log ν + D for the U-GAN).
+        generator, the estimate log ν + D for the U-GAN) or "fitted" (a MAF of the bridge's size fitted to the
+        Boltzmann policy exp(Q̄/τ) itself, one forward-KL step per gradient step on the soft value's own particles
+        and weights; any sampler).
     :param value_qmc: draw each state's M proposal particles as randomized Sobol points (``softq_ugan.qmc``): each is
         still a draw from the proposal, so the estimate's mean is unchanged, but they are spread evenly, which lowers
         its variance; for the "uniform" and "bridge" proposals.
@@ -127,6 +130,8 @@ class SoftQ(OffPolicyAlgorithm):
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("sampler", sampler)
         policy_kwargs.setdefault("temperature", initial_temperature)
+        if proposal == "fitted":
+            policy_kwargs.setdefault("fitted_proposal", True)
         super().__init__(
             policy,
             env,
@@ -197,24 +202,45 @@ class SoftQ(OffPolicyAlgorithm):
     # -- the soft value ---------------------------------------------------------------------------
     def soft_value(self, next_obs: torch.Tensor, proposal: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """V(s') by importance sampling with M particles (SPEC §5); returns V ``(B,)`` and log-weights ``(B, M)``."""
+        v, log_w, _ = self._soft_value_particles(next_obs, proposal)
+        return v, log_w
+
+    def _soft_value_particles(self, next_obs: torch.Tensor,
+                              proposal: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`soft_value` and its particles in y-space ``(B, M, d)`` (None for the uniform proposal)."""
         proposal = proposal or self.proposal
         p, M = self.policy, self.value_particles
         B = next_obs.shape[0]
         qmc = self.value_qmc and proposal != "generator"
+        y = None
         if proposal == "uniform":
             u = sobol_uniform(B, M, p.action_dim, device=self.device) if qmc else \
                 torch.rand(B, M, p.action_dim, device=self.device)
             actions = u * 2 - 1
             log_q = uniform_log_proposal(p.action_dim)  # q = 2^-d on (-1, 1)^d
-        else:  # the MAF bridge, or the sampler's own samples and density (exact, or the U-GAN's log ν + D)
-            if proposal == "bridge":
-                y, log_nu = p.proposal_flow.rsample_and_log_prob(M, p.context(next_obs), qmc=qmc)
+        else:  # a flow (the bridge, or the fitted one), or the sampler's own samples and density (exact, or log ν + D)
+            if proposal in ("bridge", "fitted"):
+                flow = p.proposal_flow if proposal == "bridge" else p.fitted_flow
+                if flow is None:
+                    raise ValueError(f"proposal '{proposal}': this model has no such flow (the fitted one exists when "
+                                     f"it was built with proposal='fitted')")
+                y, log_nu = flow.rsample_and_log_prob(M, p.context(next_obs), qmc=qmc)
             else:
                 y, log_nu = p.sample_and_log_prob(M, p.context(next_obs))
             y = y.clamp(-10.0, 10.0)  # tanh saturates in float32 beyond |y| ≈ 9
             actions, log_q = torch.tanh(y), tanh_log_proposal(log_nu, y)
         q = p.q_min(next_obs, actions, target=True)
-        return soft_value(q, log_q, p.temperature)
+        return (*soft_value(q, log_q, p.temperature), y)
+
+    def _update_fitted_proposal(self, next_obs: torch.Tensor, y: torch.Tensor, log_w: torch.Tensor) -> float:
+        """One Adam step of the fitted proposal toward exp(Q̄/τ) by forward KL, on the soft value's particles ``y`` and
+        their log-weights (their self-normalized weights are the target's over the proposal's)."""
+        p = self.policy
+        loss = forward_kl_proposal_loss(log_w, p.fitted_flow.log_prob(y, p.context(next_obs)))
+        p.fitted_flow_optimizer.zero_grad()
+        loss.backward()
+        p.fitted_flow_optimizer.step()
+        return loss.item()
 
     def policy_log_prob(self, obs: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
         """log π(a|s) of ``num_samples`` fresh actions per state ``(B, num_samples)``, in action space, from the
@@ -277,7 +303,7 @@ class SoftQ(OffPolicyAlgorithm):
         for i in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             with torch.no_grad():
-                v_next, log_w = self.soft_value(data.next_observations)
+                v_next, log_w, particles = self._soft_value_particles(data.next_observations)
                 # Q̂ = r_scale·r + γ (1 − terminated) V(s')  (SB3 stores timeouts as not done)
                 target = self.reward_scale * data.rewards + (1 - data.dones) * self.gamma * v_next.unsqueeze(1)
             q_values = self.critic(data.observations, data.actions)
@@ -290,6 +316,9 @@ class SoftQ(OffPolicyAlgorithm):
             self.critic.optimizer.zero_grad()
             q_loss.backward()
             self.critic.optimizer.step()
+            if self.proposal == "fitted":
+                logs.setdefault("train/proposal_loss", []).append(
+                    self._update_fitted_proposal(data.next_observations, particles, log_w))
 
             stats: dict[str, float] = {}
             mean_log_pi = None
@@ -340,6 +369,8 @@ class SoftQ(OffPolicyAlgorithm):
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         optimizers = [f"policy.sampler_trainer.{name}" for name, value in vars(self.policy.sampler_trainer).items()
                       if name.endswith("optimizer") and value is not None]
+        if self.policy.fitted_flow_optimizer is not None:
+            optimizers.append("policy.fitted_flow_optimizer")
         if self.log_temperature is not None:
             return ["policy", "critic.optimizer", *optimizers, "temperature_optimizer"], ["log_temperature"]
         return ["policy", "critic.optimizer", *optimizers], []

@@ -60,7 +60,7 @@ def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, par
     how well the bridge's family can serve as the soft value's proposal when it fits the target, not the generator."""
     import copy
 
-    from softq_ugan.soft_value import tanh_log_det
+    from softq_ugan.soft_value import forward_kl_proposal_loss, tanh_log_det
 
     p = model.policy
     flow = copy.deepcopy(p.proposal_flow)
@@ -73,8 +73,7 @@ def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, par
             y, log_q = flow.rsample_and_log_prob(particles, ctx)
             y = y.clamp(-10.0, 10.0)
             log_target = p.q_min(obs, torch.tanh(y), target=True) / p.temperature + tanh_log_det(y)
-            w = torch.softmax(log_target - log_q, dim=-1)
-        loss = -(w * flow.log_prob(y, ctx)).sum(-1).mean()
+        loss = forward_kl_proposal_loss(log_target - log_q, flow.log_prob(y, ctx))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -122,7 +121,9 @@ def main() -> None:
         obs = model.replay_buffer.sample(args.states).observations
         label = args.labels[i] if args.labels else ckpt
         ref = reference(model, obs)
-        arms = [("uniform", False), ("bridge", False), ("uniform", True), ("bridge", True)]
+        flows = [name for name, flow in (("bridge", model.policy.proposal_flow), ("fitted", model.policy.fitted_flow))
+                 if flow is not None]  # "fitted": the model was trained with proposal="fitted"
+        arms = [(name, qmc) for qmc in (False, True) for name in ("uniform", *flows)]
         refit = args.refit and hasattr(model.policy.sampler, "bridge")
         if refit:
             fitted = refit_forward_kl(model, args.refit)
@@ -141,7 +142,7 @@ def main() -> None:
                 rows.append(f"| {label} | {model.policy.temperature:.3g} | {M} | {proposal} | {'RQMC' if qmc else 'MC'} "
                             f"| {np.median(bias):+.4f} | {np.median(np.abs(bias)):.4f} | {sd:.4f} | {sd / sd_uniform:.2f} "
                             f"| {np.median(e):.3f} |")
-                if M == 16 and proposal.startswith("bridge"):
+                if M == 16 and proposal != "uniform":
                     ratios.append(f"{label}: {sd / sd_uniform:.2f} ({proposal}, {'RQMC' if qmc else 'MC'})")
             print("\n".join(rows[-len(arms):]), flush=True)
     text = (

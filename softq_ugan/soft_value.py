@@ -47,3 +47,15 @@ def tanh_log_proposal(log_nu: Tensor, y: Tensor) -> Tensor:
     """Action-space log density of a = tanh(y), y ~ ν: log ν(y) − Σ log(1 − tanh² y)."""
     return log_nu - tanh_log_det(y)
 
+
+
+def forward_kl_proposal_loss(log_weights: Tensor, log_proposal: Tensor) -> Tensor:
+    """Forward KL from the target to a proposal q, estimated on q's own particles: −Σ_j w̄_j log q(y_j), with w̄ the
+    self-normalized importance weights (no gradient) over each row's M particles (the cross-entropy method's update).
+
+    Args:
+        log_weights: ``(B, M)`` log target − log q at the particles (e.g. :func:`soft_value`'s second output).
+        log_proposal: ``(B, M)`` log q(y_j) of the same particles, with gradient w.r.t. q's parameters.
+    """
+    # KL(π‖q) = E_π[log π − log q]; its gradient is −E_π[∇ log q] ≈ −Σ_j w̄_j ∇ log q(y_j), y_j ~ q
+    return -(torch.softmax(log_weights.detach(), dim=-1) * log_proposal).sum(-1).mean()
