@@ -60,7 +60,7 @@ def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, par
     how well the bridge's family can serve as the soft value's proposal when it fits the target, not the generator."""
     import copy
 
-    from softq_ugan.soft_value import forward_kl_proposal_loss, tanh_log_det
+    from softq_ugan.soft_value import boltzmann_log_prob, forward_kl_proposal_loss
 
     p = model.policy
     flow = copy.deepcopy(p.proposal_flow)
@@ -72,7 +72,7 @@ def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, par
         with torch.no_grad():
             y, log_q = flow.rsample_and_log_prob(particles, ctx)
             y = y.clamp(-10.0, 10.0)
-            log_target = p.q_min(obs, torch.tanh(y), target=True) / p.temperature + tanh_log_det(y)
+            log_target = boltzmann_log_prob(p.q_min(obs, torch.tanh(y), target=True), y, p.temperature)
         loss = forward_kl_proposal_loss(log_target - log_q, flow.log_prob(y, ctx))
         opt.zero_grad()
         loss.backward()
