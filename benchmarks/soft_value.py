@@ -15,6 +15,7 @@ benchmarks/results/soft_value.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shlex
@@ -51,6 +52,16 @@ def reference(model, obs: torch.Tensor, n: int = 100_000, chunk: int = 10_000) -
     q = torch.cat([p.q_min(obs, torch.rand(obs.shape[0], chunk, p.action_dim) * 2 - 1, target=True)
                    for _ in range(n // chunk)], 1)
     return soft_value(q, uniform_log_proposal(p.action_dim), p.temperature)[0].numpy()
+
+
+@contextlib.contextmanager
+def swapped_bridge(model, flow):
+    """``flow`` in place of the sampler's bridge for the block, the bridge put back however the block ends."""
+    bridge, model.policy.sampler.bridge = model.policy.sampler.bridge, flow
+    try:
+        yield
+    finally:
+        model.policy.sampler.bridge = bridge
 
 
 def refit_forward_kl(model, steps: int, lr: float = 1e-3, states: int = 256, particles: int = 16):
@@ -132,11 +143,11 @@ def main() -> None:
             sd_uniform = None
             for proposal, qmc in arms:
                 if proposal == "refit":  # the copy stands in for the bridge while it is measured
-                    bridge, model.policy.sampler.bridge = model.policy.sampler.bridge, fitted
-                v, e = estimates(model, obs, "bridge" if proposal == "refit" else proposal, M, args.repeats, qmc)
-                if proposal == "refit":
-                    model.policy.sampler.bridge = bridge
+                    with swapped_bridge(model, fitted):
+                        v, e = estimates(model, obs, "bridge", M, args.repeats, qmc)
                     proposal = f"bridge refit ({args.refit} steps)"
+                else:
+                    v, e = estimates(model, obs, proposal, M, args.repeats, qmc)
                 bias, sd = v.mean(0) - ref, np.median(v.std(0))
                 sd_uniform = sd if sd_uniform is None else sd_uniform
                 rows.append(f"| {label} | {model.policy.temperature:.3g} | {M} | {proposal} | {'RQMC' if qmc else 'MC'} "
