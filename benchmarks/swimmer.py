@@ -55,6 +55,27 @@ TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_m
               "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
 
 
+BUILD_PACKAGES = ("torch", "mujoco", "stable_baselines3", "gymnasium", "numpy")
+
+
+def build_info() -> dict:
+    """What a sitting's numbers rest on besides the code: the versions of the packages the runs compute with and the
+    instruction set torch's CPU kernels picked. Two sittings of the same seed and code agree to the bit only where
+    these agree (SAC's runs diverged between sittings once; session 34)."""
+    import importlib
+
+    import torch
+
+    info = {name: importlib.import_module(name).__version__ for name in BUILD_PACKAGES}
+    return {**info, "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
+def build_text(build: dict | None) -> str:
+    if not build:
+        return "not recorded"
+    return ", ".join(f"{k} {v}" for k, v in build.items() if k != "cpu") + f"; CPU kernels {build.get('cpu', '?')}"
+
+
 def first_fast(log: dict) -> int | None:
     """The first evaluated step whose return is on the fast gait (≥ FAST_GAIT), None if none is."""
     return next((t for t, v in log["evals"] if v >= FAST_GAIT), None)
@@ -98,7 +119,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         if flags and algo.startswith("softq"):
             log["flags"] = list(flags)
     sitting = dict(date=time.strftime("%Y-%m-%d %H:%M"), start=int(model.num_timesteps), end=int(model.num_timesteps),
-                   seconds=0.0, jobs=jobs)
+                   seconds=0.0, jobs=jobs, build=build_info())
     if model.num_timesteps < steps:
         log.setdefault("sittings", []).append(sitting)
     while model.num_timesteps < steps:
@@ -182,6 +203,18 @@ def sittings_cell(log: dict) -> str:
     return "; ".join(parts) or "not recorded (ran before sittings were)"
 
 
+def builds(runs: dict[str, list[dict]], shown: list[str]) -> dict[str, list[str]]:
+    """Each distinct build the runs' sittings recorded → the runs (``sac 0``) with a sitting on it."""
+    out: dict[str, list[str]] = {}
+    for a in shown:
+        for log in runs[a]:
+            for s in log.get("sittings") or [{}]:
+                names = out.setdefault(build_text(s.get("build")), [])
+                if f"{a} {log['seed']}" not in names:
+                    names.append(f"{a} {log['seed']}")
+    return out
+
+
 def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000) -> str:
     runs = load_runs(run_root, algos)
     shown = list(runs)
@@ -195,6 +228,10 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
         "at a time, in each sitting of each run, is in the last table (runs resumed across sittings, or beside other "
         "work, do not give a same-sitting cost). Deterministic eval return over 5 episodes. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
+        "Software of the sittings (`build` in each run's sittings; sittings run on different builds need not agree "
+        "to the bit on the same seed):\n",
+        *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in builds(runs, shown).items()],
+        "",
         *summary(runs, shown, steps),
         "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",
         *[f"- {a}: " + "; ".join(sorted({(", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log

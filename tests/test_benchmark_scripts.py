@@ -36,6 +36,10 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     sitting = json.loads((tmp_path / "swimmer" / "sac_0" / "evals.json").read_text())["sittings"]
     assert [(x["start"], x["end"], x["jobs"]) for x in sitting] == [(0, 400, 1)] and sitting[0]["seconds"] > 0
     assert "| 0-400: " in text and "(1 job, " in text  # the per-run sittings column
+    import torch  # each sitting records the build it ran on, and the report lists the builds with their runs
+
+    assert sitting[0]["build"]["torch"] == torch.__version__ and sitting[0]["build"]["cpu"]
+    assert f"- torch {torch.__version__}, mujoco " in text and ": softq-ugan 0, sac 0" in text
     (tmp_path / "swimmer.md").write_text(text.replace("<!-- notes -->\n", "<!-- notes -->\nseed 0 ran alone\n"))
     again = run(*args)
     assert "0 runs to do" in again.stdout
