@@ -13,6 +13,14 @@ the folder that holds it): how many runs reached ``--at`` steps, their median re
 >= ``--threshold`` there, and the steps at which they first were:
 
     python benchmarks/runs_table.py benchmarks/results/swimmer_tuning/ugan_*/Swimmer-v4/* --summary --at 150000
+
+``--scalars KEY ...`` asks what the runs that never reached ``--threshold`` by ``--at`` (stuck) had in common in
+training: each run's logged scalar (``train/temperature``, ``train/q_mean``, ...) at each of ``--scalar-steps``,
+and, per key and step, the share of (stuck, reached) pairs in which the stuck run's value is the larger (0.5: no
+signal). Scalars come from a benchmark run's evals.json (``train``) or a train_rl.py run's progress.csv:
+
+    python benchmarks/runs_table.py benchmarks/results/swimmer_preset/softq-ugan_* --scalars train/temperature \
+        train/q_mean --scalar-steps 50000 70000 90000
 """
 
 from __future__ import annotations
@@ -88,6 +96,51 @@ def summary(runs: list[dict], at: int, threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scalars_at(run: dict, key: str, step: int) -> float | None:
+    """``key``'s value logged last at or before ``step``: from evals.json's ``train`` ([step, {key: value}] per
+    evaluation, benchmarks/swimmer.py) or else progress.csv (train_rl.py, SB3's CSV logger); None if never logged."""
+    train = run["record"].get("train")
+    if train is not None:
+        rows = [(int(t), values) for t, values in train]
+    else:
+        import csv
+
+        csv_file = run["run"] / "progress.csv"
+        if not csv_file.is_file():
+            return None
+        with csv_file.open() as f:
+            rows = [(int(float(r["time/total_timesteps"])), {k: float(v) for k, v in r.items() if v and k == key})
+                    for r in csv.DictReader(f) if r.get("time/total_timesteps")]
+    seen = [values[key] for t, values in rows if t <= step and key in values]
+    return float(seen[-1]) if seen else None
+
+
+def signature(runs: list[dict], keys: list[str], steps: list[int], at: int, threshold: float) -> str:
+    """Per run: whether it reached ``threshold`` by ``at``, and each key at each step; then per key and step the
+    share of (stuck, reached) pairs in which the stuck run's value is the larger (ties count one half)."""
+    done = [r for r in runs if at in r["evals"]]
+    reached = {id(r): first_step(r["evals"], threshold, until=at) is not None for r in done}
+    head = ["run", f"first ≥ {threshold:g}", *[f"{k} at {s // 1000}k" for k in keys for s in steps]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in done:
+        first = first_step(r["evals"], threshold, until=at)
+        values = [scalars_at(r, k, s) for k in keys for s in steps]
+        lines.append("| " + " | ".join([group_name(r["run"]) + "_" + str(r["record"].get("seed", "?")),
+                                        "never" if first is None else f"{first // 1000}k",
+                                        *["–" if v is None else f"{v:.4g}" for v in values]]) + " |")
+    lines += ["", f"Stuck (never ≥ {threshold:g} by {at // 1000}k): {sum(not v for v in reached.values())} runs; "
+              f"reached: {sum(reached.values())}; {len(runs) - len(done)} short of {at // 1000}k left out.", "",
+              "| scalar | step | P(stuck run's value > reached run's) | pairs |", "|---|---|---|---|"]
+    for k in keys:
+        for s in steps:
+            stuck = [v for r in done if not reached[id(r)] and (v := scalars_at(r, k, s)) is not None]
+            good = [v for r in done if reached[id(r)] and (v := scalars_at(r, k, s)) is not None]
+            pairs = len(stuck) * len(good)
+            share = sum((a > b) + 0.5 * (a == b) for a in stuck for b in good) / pairs if pairs else float("nan")
+            lines.append(f"| {k} | {s // 1000}k | {share:.2f} | {pairs} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="train_rl.py run folders (<logdir>/<env>/<name>_<seed>)")
@@ -95,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threshold", type=float, default=300.0, help="return of the 'first ≥' column (default 300)")
     p.add_argument("--summary", action="store_true", help="one row per group of seeds instead of one per run")
     p.add_argument("--at", type=int, default=150_000, help="checkpoint the --summary is taken at (default 150000)")
+    p.add_argument("--scalars", nargs="+", default=None, metavar="KEY",
+                   help="training scalars to set beside whether each run reached --threshold by --at")
+    p.add_argument("--scalar-steps", type=int, nargs="+", default=[50_000, 70_000, 90_000], metavar="STEP",
+                   help="steps the --scalars are read at (default 50000 70000 90000)")
     args = p.parse_args(argv)
     if args.every <= 0 or args.at <= 0:
         sys.exit("error: --every and --at must be positive")
@@ -102,7 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         runs = [load(Path(r)) for r in args.runs]
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
-    print(summary(runs, args.at, args.threshold) if args.summary else table(runs, args.every, args.threshold))
+    if args.scalars:
+        print(signature(runs, args.scalars, args.scalar_steps, args.at, args.threshold))
+    else:
+        print(summary(runs, args.at, args.threshold) if args.summary else table(runs, args.every, args.threshold))
 
 
 if __name__ == "__main__":

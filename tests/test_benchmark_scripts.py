@@ -206,6 +206,34 @@ def test_runs_table_summary_pools_seeds_per_group(tmp_path):
     assert lines[3] == "| bench/sac | 1 | 0 | 301.0 | 1 / 1 | 20k | 0 |", r.stdout
 
 
+def test_runs_table_scalars_set_stuck_runs_beside_the_others(tmp_path):
+    """--scalars: each run's training scalar at each step, last logged at or before it, read from a benchmark run's
+    evals.json ``train`` and from a train_rl.py run's progress.csv alike; then the share of (stuck, reached) pairs in
+    which the stuck run's value is larger, ties one half."""
+    bench = {"bench/softq-ugan_0": ([[10000, 20.0], [20000, 40.0]], 0.03),  # stuck, high τ
+             "bench/softq-ugan_1": ([[10000, 20.0], [20000, 330.0]], 0.01),
+             "bench/softq-ugan_2": ([[10000, 310.0], [20000, 320.0]], 0.03)}
+    for name, (evals, tau) in bench.items():
+        (tmp_path / name).mkdir(parents=True)
+        train = [[5000, {"train/temperature": 1.0}], [10000, {"train/temperature": tau}], [20000, {}]]
+        (tmp_path / name / "evals.json").write_text(json.dumps(dict(evals=evals, steps=20000, seed=int(name[-1]),
+                                                                    train=train)))
+    csv_run = tmp_path / "tune" / "Swimmer-v4" / "ugan_7"  # stuck, τ from SB3's CSV log
+    csv_run.mkdir(parents=True)
+    (csv_run / "evals.json").write_text(json.dumps(dict(evals=[[10000, 5.0], [20000, 50.0]], steps=20000, seed=7)))
+    (csv_run / "progress.csv").write_text("time/total_timesteps,train/temperature,rollout/ep_rew_mean\n"
+                                          "8000,0.05,1\n9000,,2\n12000,0.5,3\n")
+    runs = [*[str(tmp_path / n) for n in bench], str(csv_run)]
+    r = run("benchmarks/runs_table.py", *runs, "--scalars", "train/temperature", "--scalar-steps", "10000",
+            "--at", "20000")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "| run | first ≥ 300 | train/temperature at 10k |"
+    assert lines[2:6] == ["| bench/softq-ugan_0 | never | 0.03 |", "| bench/softq-ugan_1 | 20k | 0.01 |",
+                          "| bench/softq-ugan_2 | 10k | 0.03 |", "| tune/ugan_7 | never | 0.05 |"], r.stdout
+    # stuck 0.03 and 0.05 against reached 0.01 and 0.03: pairs 0.03>0.01, 0.03=0.03, 0.05>0.01, 0.05>0.03 → 3.5 / 4
+    assert "| train/temperature | 10k | 0.88 | 4 |" in r.stdout and "Stuck (never ≥ 300 by 20k): 2 runs" in r.stdout
+
+
 def test_policy_spread_measures_generator_and_bridge(tmp_path):
     """benchmarks/policy_spread.py on a saved U-GAN SoftQ: a generator made constant (last layer zeroed) has action
     spread 0 and entropy −inf, the bridge keeps its own; the entropy check's kNN estimate agrees with the bridge's
