@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default=None, help="softq's policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, "
                    "svgd (default ugan on Swimmer, maf elsewhere; the README's 'Which sampler?' says why)")
     p.add_argument("--steps", type=int, default=200_000, help="environment steps in all (default 200000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the networks, the replay sampling and the environments (default 0; with --resume, the "
+                        "checkpoint's: another seed continues it as a new draw from the same state)")
     p.add_argument("--logdir", default="runs", help="root of the run folders (default runs)")
     p.add_argument("--eval-every", type=int, default=10_000, help="env steps between deterministic evaluations")
     p.add_argument("--eval-episodes", type=int, default=5)
@@ -240,6 +242,8 @@ def build_model(args: argparse.Namespace, env):
     from agents.baselines import make_sb3
     from agents.softq import SoftQ
 
+    if args.seed is None:  # parsed, not through main(): a fresh run's default
+        args.seed = 0
     common = {key: getattr(args, name) for key, name in (
         ("gamma", "gamma"), ("learning_starts", "learning_starts"), ("learning_rate", "lr"),
         ("batch_size", "batch_size"), ("tau", "polyak")) if getattr(args, name) is not None}
@@ -340,9 +344,25 @@ def enlarge_replay_buffer(model, size: int) -> bool:
     return True
 
 
+def checkpoint_seed(path: str) -> int:
+    """The seed an SB3 checkpoint .zip was trained with (0 where it recorded none or cannot be read; loading it then
+    gives the real error)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            seed = json.loads(z.read("data")).get("seed")
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return 0
+    return seed if isinstance(seed, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     validate(args)
+    if args.seed is None:
+        args.seed = checkpoint_seed(args.resume) if args.resume else 0
     sampler_given = args.sampler is not None
     if args.algo == "softq" and not sampler_given:
         args.sampler = default_sampler(args.env)
@@ -377,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
             if sampler_given and args.sampler != model.sampler:
                 fail(f"{args.resume} was trained with --sampler {model.sampler}, not {args.sampler}")
             args.sampler = model.sampler
+        if model.seed != args.seed:  # a fork: the same state, the new seed's random streams from here on
+            print(f"continuing a seed-{model.seed} checkpoint with --seed {args.seed}: a new draw from its state",
+                  file=sys.stderr)
+            model.seed = args.seed
+            model.set_random_seed(args.seed)
     name = args.sampler if args.algo == "softq" else args.algo
     label = f"softq-{args.sampler}" if args.algo == "softq" else args.algo
     run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"

@@ -207,6 +207,28 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
         r = subprocess.run(CMD + ["--steps", "350", "--resume", str(ckpt), *args[:-3], *again, "--quiet"],
                            capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert r.returncode == 0 and expected in r.stderr, r.stderr
+    # --resume with another --seed forks the run: its own folder and the new seed's random streams from the state;
+    # resuming that fork without --seed keeps its seed (and folder), not the default 0
+    fork = ["--logdir", str(tmp_path / "fork")]
+    r = subprocess.run(CMD + ["--steps", "350", "--resume", str(numbered), "--seed", "7", *args[:-3], *fork, "--quiet"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0 and "continuing a seed-0 checkpoint with --seed 7: a new draw" in r.stderr, r.stderr
+    fork_dir = tmp_path / "fork" / "MultiGoal-v0" / "sac_7"
+    assert SAC.load(fork_dir / "checkpoints" / "last.zip").seed == 7
+    r = subprocess.run(CMD + ["--steps", "350", "--resume", str(numbered), "--seed", "8", *args[:-3], *fork, "--quiet"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    import torch  # two forks of one state train differently (they once shared the checkpoint's random streams)
+
+    seven, eight = (SAC.load(tmp_path / "fork" / "MultiGoal-v0" / f"sac_{k}" / "checkpoints" / "last.zip")
+                    for k in (7, 8))
+    assert not torch.equal(seven.actor.mu.weight, eight.actor.mu.weight)
+    (tmp_path / "fork" / "MultiGoal-v0" / "sac_8").rename(tmp_path / "sac_8")
+    r = subprocess.run(CMD + ["--steps", "400", "--resume", str(fork_dir / "checkpoints" / "last.zip"), *args[:-3],
+                              *fork, "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0 and "new draw" not in r.stderr, r.stderr
+    assert sorted(d.name for d in fork_dir.parent.iterdir()) == ["sac_7"]
+    assert SAC.load(fork_dir / "checkpoints" / "last.zip").num_timesteps == 400
 
 
 def test_enlarge_replay_buffer_keeps_transitions_oldest_first():
