@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from softq_ugan.cli import fail
+from softq_ugan.cli import checkpoint_data, fail
 
 # per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
@@ -347,13 +347,9 @@ def enlarge_replay_buffer(model, size: int) -> bool:
 def checkpoint_seed(path: str) -> int:
     """The seed an SB3 checkpoint .zip was trained with (0 where it recorded none or cannot be read; loading it then
     gives the real error)."""
-    import json
-    import zipfile
-
     try:
-        with zipfile.ZipFile(path) as z:
-            seed = json.loads(z.read("data")).get("seed")
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        seed = checkpoint_data(path).get("seed")
+    except (OSError, ValueError):
         return 0
     return seed if isinstance(seed, int) else 0
 

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
+from softq_ugan.cli import checkpoint_data, fail  # noqa: E402  (the standard library only)
 
 
 POLICY_MODULES = {"agents.policies": "softq", "stable_baselines3.sac.policies": "sac"}
@@ -42,13 +42,9 @@ POLICY_MODULES = {"agents.policies": "softq", "stable_baselines3.sac.policies": 
 
 def algorithm(ckpt: Path) -> str:
     """softq or sac, from the policy class an SB3 checkpoint .zip records; anything else is refused."""
-    import json
-    import zipfile
-
     try:
-        with zipfile.ZipFile(ckpt) as z:
-            module = json.loads(z.read("data"))["policy_class"].get("__module__", "?")
-    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError) as e:
+        module = checkpoint_data(ckpt)["policy_class"].get("__module__", "?")
+    except (KeyError, AttributeError) as e:
         raise ValueError(f"{ckpt}: not an SB3 checkpoint ({e})") from None
     if module not in POLICY_MODULES:
         raise ValueError(f"{ckpt}: a {module} policy; this reads SoftQ and SAC checkpoints only")

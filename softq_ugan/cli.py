@@ -27,6 +27,18 @@ def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_data(path: str | Path) -> dict:
+    """What an SB3 checkpoint .zip records about its model (its ``data`` JSON: seed, policy class, ...), read
+    without loading it; ValueError if ``path`` is not one (OSError if it cannot be opened)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read("data"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: not an SB3 checkpoint ({e})") from None
+
+
 def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
     """The options every trainer CLI ends with: data cap, seed, threads, output folder, quiet."""
     parser.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")
