@@ -96,22 +96,25 @@ def summary(runs: list[dict], at: int, threshold: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def scalars_at(run: dict, key: str, step: int) -> float | None:
-    """``key``'s value logged last at or before ``step``: from evals.json's ``train`` ([step, {key: value}] per
-    evaluation, benchmarks/swimmer.py) or else progress.csv (train_rl.py, SB3's CSV logger); None if never logged."""
+def scalar_log(run: dict) -> list[tuple[int, dict]]:
+    """A run's logged training scalars, (step, {key: value}) oldest first: evals.json's ``train`` (one entry per
+    evaluation, benchmarks/swimmer.py) or else progress.csv (train_rl.py, SB3's CSV logger); empty if neither."""
     train = run["record"].get("train")
     if train is not None:
-        rows = [(int(t), values) for t, values in train]
-    else:
-        import csv
+        return [(int(t), values) for t, values in train]
+    csv_file = run["run"] / "progress.csv"
+    if not csv_file.is_file():
+        return []
+    import csv
 
-        csv_file = run["run"] / "progress.csv"
-        if not csv_file.is_file():
-            return None
-        with csv_file.open() as f:
-            rows = [(int(float(r["time/total_timesteps"])), {k: float(v) for k, v in r.items() if v and k == key})
-                    for r in csv.DictReader(f) if r.get("time/total_timesteps")]
-    seen = [values[key] for t, values in rows if t <= step and key in values]
+    with csv_file.open() as f:
+        return [(int(float(r["time/total_timesteps"])), {k: v for k, v in r.items() if v})  # numbers read on use
+                for r in csv.DictReader(f) if r.get("time/total_timesteps")]
+
+
+def value_at(log: list[tuple[int, dict]], key: str, step: int) -> float | None:
+    """``key``'s value logged last at or before ``step``, None if never."""
+    seen = [values[key] for t, values in log if t <= step and key in values]
     return float(seen[-1]) if seen else None
 
 
@@ -119,25 +122,29 @@ def signature(runs: list[dict], keys: list[str], steps: list[int], at: int, thre
     """Per run: whether it reached ``threshold`` by ``at``, and each key at each step; then per key and step the
     share of (stuck, reached) pairs in which the stuck run's value is the larger (ties count one half)."""
     done = [r for r in runs if at in r["evals"]]
-    reached = {id(r): first_step(r["evals"], threshold, until=at) is not None for r in done}
-    head = ["run", f"first ≥ {threshold:g}", *[f"{k} at {s // 1000}k" for k in keys for s in steps]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    firsts = [first_step(r["evals"], threshold, until=at) for r in done]
+    columns = [(k, s) for k in keys for s in steps]
+    values = []
     for r in done:
-        first = first_step(r["evals"], threshold, until=at)
-        values = [scalars_at(r, k, s) for k in keys for s in steps]
+        log = scalar_log(r)
+        values.append({(k, s): value_at(log, k, s) for k, s in columns})
+    head = ["run", f"first ≥ {threshold:g}", *[f"{k} at {s // 1000}k" for k, s in columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r, first, row in zip(done, firsts, values):
         lines.append("| " + " | ".join([group_name(r["run"]) + "_" + str(r["record"].get("seed", "?")),
                                         "never" if first is None else f"{first // 1000}k",
-                                        *["–" if v is None else f"{v:.4g}" for v in values]]) + " |")
-    lines += ["", f"Stuck (never ≥ {threshold:g} by {at // 1000}k): {sum(not v for v in reached.values())} runs; "
-              f"reached: {sum(reached.values())}; {len(runs) - len(done)} short of {at // 1000}k left out.", "",
+                                        *["–" if row[c] is None else f"{row[c]:.4g}" for c in columns]]) + " |")
+    stuck_rows = [row for first, row in zip(firsts, values) if first is None]
+    reached_rows = [row for first, row in zip(firsts, values) if first is not None]
+    lines += ["", f"Stuck (never ≥ {threshold:g} by {at // 1000}k): {len(stuck_rows)} runs; "
+              f"reached: {len(reached_rows)}; {len(runs) - len(done)} short of {at // 1000}k left out.", "",
               "| scalar | step | P(stuck run's value > reached run's) | pairs |", "|---|---|---|---|"]
-    for k in keys:
-        for s in steps:
-            stuck = [v for r in done if not reached[id(r)] and (v := scalars_at(r, k, s)) is not None]
-            good = [v for r in done if reached[id(r)] and (v := scalars_at(r, k, s)) is not None]
-            pairs = len(stuck) * len(good)
-            share = sum((a > b) + 0.5 * (a == b) for a in stuck for b in good) / pairs if pairs else float("nan")
-            lines.append(f"| {k} | {s // 1000}k | {share:.2f} | {pairs} |")
+    for c in columns:
+        stuck = [row[c] for row in stuck_rows if row[c] is not None]
+        good = [row[c] for row in reached_rows if row[c] is not None]
+        pairs = len(stuck) * len(good)
+        share = sum((a > b) + 0.5 * (a == b) for a in stuck for b in good) / pairs if pairs else float("nan")
+        lines.append(f"| {c[0]} | {c[1] // 1000}k | {share:.2f} | {pairs} |")
     return "\n".join(lines) + "\n"
 
 
