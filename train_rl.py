@@ -322,6 +322,25 @@ def replay_buffer_candidates(checkpoint: Path) -> list[Path]:
     return candidates
 
 
+def read_config(run_dir: Path) -> dict:
+    """A train_rl.py run folder's config.json ({} when there is none)."""
+    path = run_dir / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def resumed_config(run_dir: Path, checkpoint: Path, seed: int, steps: int) -> dict:
+    """The config a resumed run records: its own folder's, or for a new folder (a fork with another --seed) that of
+    the run the checkpoint came from (``<run>/checkpoints/<name>.zip``), with this run's seed and steps and
+    ``resumed_from`` naming the checkpoint."""
+    config = read_config(run_dir)
+    if not config:
+        config = read_config(checkpoint.resolve().parent.parent)
+        config["resumed_from"] = str(checkpoint)
+    if config.keys() - {"resumed_from"}:  # settings known: this run's seed and steps beside them
+        config.update(seed=seed, steps=steps)
+    return config
+
+
 def enlarge_replay_buffer(model, size: int) -> bool:
     """Give ``model`` a replay buffer of ``size`` slots holding its current transitions, oldest first (a resumed run
     that asks for more steps than its checkpoint's buffer has slots keeps every transition). Returns False, changing
@@ -421,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"note: the checkpoint's replay buffer has {slots} slots and cannot be enlarged (it stores next "
                       f"observations in place): the oldest transitions will be overwritten", file=sys.stderr)
-        config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+        config = resumed_config(run_dir, Path(args.resume), args.seed, args.steps)
         if "buffer_size" in config:
             config["buffer_size"] = model.buffer_size
     else:

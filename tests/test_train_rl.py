@@ -215,6 +215,11 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert r.returncode == 0 and "continuing a seed-0 checkpoint with --seed 7: a new draw" in r.stderr, r.stderr
     fork_dir = tmp_path / "fork" / "MultiGoal-v0" / "sac_7"
     assert SAC.load(fork_dir / "checkpoints" / "last.zip").seed == 7
+    # the fork's folder records the settings of the run it came from, with its own seed and where it came from
+    source, forked = (json.loads((d / "config.json").read_text()) for d in (run_dir, fork_dir))
+    assert source["algo"] == "sac" and source["env"] == "MultiGoal-v0"
+    assert forked.pop("buffer_size") == 350 and source.pop("buffer_size") == 450  # each run's own
+    assert forked == {**source, "seed": 7, "steps": 350, "resumed_from": str(numbered)}, forked
     r = subprocess.run(CMD + ["--steps", "350", "--resume", str(numbered), "--seed", "8", *args[:-3], *fork, "--quiet"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
