@@ -155,6 +155,66 @@ def entropy_check(model, states: int, samples: int, seed: int) -> dict[str, floa
                     bridge_knn=knn_entropy(y_nu).mean().item())
 
 
+def critic_check(model, states: int, steps: int, seed: int, samples: int = 4000) -> list[dict[str, float]]:
+    """Does the U-GAN's critic D estimate log ρ/ν? Per replay state (y-space): KL(ρ‖ν) from samples alone
+    (−E_ρ log ν − the kNN entropy of ρ), the trained critic's E_ρ[D] and −E_ν[D], the same after ``steps`` more
+    steps of a copy of it with the generator and bridge frozen (as training steps it: a replay minibatch, one sample
+    of each per state), and a fresh classifier of this one state's samples trained ``steps`` steps
+    (:func:`softq_ugan.metrics.classifier_kl`), whose E_ρ[D] and −E_ν[D] tend to KL(ρ‖ν) and KL(ν‖ρ)."""
+    import copy
+
+    import torch
+
+    from softq_ugan.gan.losses import logistic_critic_loss
+    from softq_ugan.metrics import classifier_kl, knn_entropy
+
+    p = model.policy
+    s = p.sampler
+    seed_all(seed)
+    context = p.context(model.replay_buffer.sample(states).observations)
+
+    def critic_means(critic) -> list[tuple[float, float]]:
+        seed_all(seed + 1)
+        with torch.no_grad():
+            y, anchor = s.rsample_and_anchor(samples, context)
+            y_nu = s.bridge_rsample(samples, context, anchor)
+            return list(zip(critic(y, context).mean(-1).tolist(), (-critic(y_nu, context).mean(-1)).tolist()))
+
+    trained = critic_means(s.critic)
+    refit = copy.deepcopy(s.critic)
+    optimizer = torch.optim.Adam(refit.parameters(), 1e-3)
+    seed_all(seed + 2)
+    for _ in range(steps):
+        with torch.no_grad():
+            c = p.context(model.replay_buffer.sample(model.batch_size).observations)
+            x_g, anchor = s.rsample_and_anchor(1, c)
+            x_nu = s.bridge_rsample(1, c, anchor)
+        loss = logistic_critic_loss(refit(x_g, c), refit(x_nu, c))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    refitted = critic_means(refit)
+    rows = []
+    seed_all(seed + 3)
+    for i in range(states):
+        c = context[i:i + 1]
+        with torch.no_grad():
+            y, anchor = s.rsample_and_anchor(samples, c)  # anchor: G(0; c) for an anchored bridge, else None
+            kl_samples = (-s.bridge_log_prob(y, c, anchor).mean() - knn_entropy(y[0])).item()
+
+        def draw_rho(n: int, c=c) -> torch.Tensor:
+            return s.rsample(n, c)[0]
+
+        def draw_nu(n: int, c=c, anchor=anchor) -> torch.Tensor:
+            return s.bridge_rsample(n, c, anchor)[0]
+
+        fit = classifier_kl(draw_rho, draw_nu, steps=steps, seed=seed + i)
+        rows.append(dict(step=model.num_timesteps, state=i, kl_samples=kl_samples, trained=trained[i][0],
+                         trained_qp=trained[i][1], refit=refitted[i][0], refit_qp=refitted[i][1],
+                         fit=fit["kl_pq"], fit_qp=fit["kl_qp"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="a train_rl.py run folder with checkpoints/, or a checkpoint .zip (SoftQ or SAC)")
@@ -164,12 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--entropy-states", type=int, default=16, help="replay states of the entropy check and the width table (default 16)")
     p.add_argument("--entropy-samples", type=int, default=2000,
                    help="samples per state of the entropy check and the width table (default 2000; the kNN estimate needs many)")
+    p.add_argument("--critic-check", type=int, default=0, metavar="STEPS",
+                   help="U-GAN: also check the critic against log ρ/ν per state, with STEPS steps of a refit copy of "
+                        "it and of a one-state classifier (default 0: off; 2000 reads the KL within about 0.1)")
+    p.add_argument("--critic-states", type=int, default=4, help="replay states of the critic check (default 4)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.run.suffix != ".zip" and not args.steps:
         fail(f"{args.run}: a run folder needs --steps (or give a checkpoint .zip)")
-    if min(args.states, args.samples, args.entropy_states) < 1 or args.entropy_samples < 10:
-        fail("--states, --samples and --entropy-states must be >= 1, --entropy-samples >= 10")
+    if min(args.states, args.samples, args.entropy_states, args.critic_states) < 1 or args.entropy_samples < 10:
+        fail("--states, --samples, --entropy-states and --critic-states must be >= 1, --entropy-samples >= 10")
+    if args.critic_check < 0:
+        fail(f"--critic-check must be >= 0 steps, got {args.critic_check}")
     import torch
 
     torch.set_num_threads(1)
@@ -205,6 +271,21 @@ def main(argv: list[str] | None = None) -> int:
         r = entropy_check(model, args.entropy_states, args.entropy_samples, args.seed)
         print(f"| {r['step']} | {r['gauge']:.2f} | {r['mean_d']:+.3f} | {r['knn']:.2f} | {r['gaussian']:.2f} | "
               f"{r['gauge'] - r['knn']:+.2f} | {r['bridge_exact']:.2f} | {r['bridge_knn']:.2f} |")
+    models = [m for m in models if m.policy.sampler.critic is not None] if args.critic_check else []
+    if models:
+        print(f"\nThe critic D against log ρ/ν (nats, y-space) at {args.critic_states} replay states: KL(ρ‖ν) from "
+              "samples (−E_ρ log ν − kNN entropy of ρ); E_ρ[D] and −E_ν[D] (→ KL(ρ‖ν), KL(ν‖ρ) at the optimum) of the "
+              f"trained critic, of a copy of it refit {args.critic_check} steps with G and ν frozen (replay "
+              f"minibatches, one sample per state, as in training), and of a fresh one-state classifier trained "
+              f"{args.critic_check} steps\n")
+        print("| step | state | KL(ρ‖ν), samples | trained: E_ρ D | trained: −E_ν D | refit: E_ρ D | refit: −E_ν D | "
+              "one-state: E_ρ D | one-state: −E_ν D |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for model in models:
+            for r in critic_check(model, args.critic_states, args.critic_check, args.seed):
+                print(f"| {r['step']} | {r['state']} | {r['kl_samples']:+.2f} | {r['trained']:+.2f} | "
+                      f"{r['trained_qp']:+.2f} | {r['refit']:+.2f} | {r['refit_qp']:+.2f} | {r['fit']:+.2f} | "
+                      f"{r['fit_qp']:+.2f} |")
     return 0
 
 

@@ -5,17 +5,20 @@
 * :func:`ess` -- normalized effective sample size of importance weights, from log-weights,
 * :func:`knn_entropy` -- Kozachenko-Leonenko k-nearest-neighbour entropy from samples alone (no density),
 * :func:`gaussian_entropy_bound` -- the entropy of the Gaussian with the samples' covariance (an upper bound),
+* :func:`classifier_kl` -- KL(p‖q) and KL(q‖p) from a logistic classifier of fresh draws of p against q,
 * :func:`evaluate_samples` -- all of the above against fresh ground-truth draws.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["mmd2", "median_bandwidth", "mode_stats", "ess", "knn_entropy", "gaussian_entropy_bound", "evaluate_samples"]
+__all__ = ["mmd2", "median_bandwidth", "mode_stats", "ess", "knn_entropy", "gaussian_entropy_bound", "classifier_kl",
+           "evaluate_samples"]
 
 _MEDIAN_MAX_POINTS = 1000  # pooled points used to estimate the median bandwidth
 _MEDIAN_SEED = 0
@@ -182,6 +185,45 @@ def gaussian_entropy_bound(x) -> Tensor:
     cov = centred.transpose(-1, -2) @ centred / (x.shape[-2] - 1)
     d = x.shape[-1]
     return 0.5 * (d * math.log(2 * math.pi * math.e) + torch.logdet(cov))
+
+
+def classifier_kl(draw_p: Callable[[int], Tensor], draw_q: Callable[[int], Tensor], steps: int = 2000,
+                  batch: int = 512, hidden: tuple[int, ...] = (128, 128), lr: float = 1e-3, eval_samples: int = 4000,
+                  seed: int = 0) -> dict[str, float]:
+    """KL(p‖q) and KL(q‖p) of two laws known by samples only, from a fresh logistic classifier D of p (label 1)
+    against q (label 0) trained ``steps`` Adam steps on ``batch`` fresh draws of each: its logit tends to log p/q, so
+    E_p[D] → KL(p‖q) and −E_q[D] → KL(q‖p) (each an underestimate while D is short of the optimum), read on
+    ``eval_samples`` fresh draws. ``draw_p(n)``, ``draw_q(n)`` return ``(n, d)``; inputs are standardized by a pilot
+    draw of both. The U-GAN's critic estimates the same log ρ/ν for every context at once (VA §3.2); this fits one
+    context, a check of it."""
+    from softq_ugan.gan.losses import logistic_critic_loss
+    from softq_ugan.nets import MLP
+
+    if steps < 1 or batch < 1 or eval_samples < 2:
+        raise ValueError(f"classifier_kl: steps and batch must be >= 1 and eval_samples >= 2, got {steps}, {batch}, "
+                         f"{eval_samples}")
+    with torch.no_grad():
+        pilot = torch.cat([draw_p(batch), draw_q(batch)]).float()
+    if pilot.ndim != 2:
+        raise ValueError(f"classifier_kl: draws must be (n, d), got {tuple(pilot.shape[1:])} per row block")
+    mean, std = pilot.mean(0), pilot.std(0).clamp_min(1e-12)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = MLP(pilot.shape[1], 1, hidden)
+    opt = torch.optim.Adam(net.parameters(), lr)
+
+    def logit(x: Tensor) -> Tensor:
+        return net((x.float() - mean) / std).squeeze(-1)
+
+    for _ in range(steps):
+        with torch.no_grad():
+            x_p, x_q = draw_p(batch), draw_q(batch)
+        loss = logistic_critic_loss(logit(x_p), logit(x_q))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return dict(kl_pq=logit(draw_p(eval_samples)).mean().item(), kl_qp=-logit(draw_q(eval_samples)).mean().item())
 
 
 def evaluate_samples(x, target, n_ref: int = 2000, repeats: int = 3, seed: int = 0) -> dict:

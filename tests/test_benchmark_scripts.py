@@ -256,11 +256,14 @@ def test_policy_spread_measures_generator_and_bridge(tmp_path):
         model.save(ckpts / f"{sampler}_{100 if sampler == 'ugan' else 200}_steps.zip")
         model.save_replay_buffer(ckpts / f"{sampler}_replay_buffer_{100 if sampler == 'ugan' else 200}_steps.pkl")
     r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "100", "--states", "16", "--samples", "8",
-            "--entropy-states", "2", "--entropy-samples", "50")
+            "--entropy-states", "2", "--entropy-samples", "50", "--critic-check", "300", "--critic-states", "1")
     rows = [line.strip("|").split("|") for line in r.stdout.splitlines() if line.startswith("| 100 |")]
     assert float(rows[0][1]) == 0.0 and float(rows[0][2]) == float(rows[0][3]) == -math.inf, r.stdout  # width table
     assert float(rows[1][1]) == 0.0 and float(rows[1][2]) > 0.05, r.stdout
     assert float(rows[2][3]) == float(rows[2][4]) == -math.inf, r.stdout  # a point mass: kNN and Gaussian entropy −inf
+    # the critic check: a point mass against the bridge's spread law is KL(ρ‖ν) = +inf from samples, and a one-state
+    # classifier tells the two apart (E_ρ D far above 0)
+    assert len(rows) == 4 and float(rows[3][2]) == math.inf and float(rows[3][7]) > 1.0, r.stdout
     r = run("benchmarks/policy_spread.py", str(tmp_path / "run"), "--steps", "200", "--entropy-states", "2",
             "--entropy-samples", "500")
     std, knn_action, knn_y, exact = r.stdout.split("| 100 |")[1].splitlines()[0].strip(" |").split("|")  # MAF at 100 steps

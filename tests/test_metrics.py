@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from softq_ugan.metrics import ess, evaluate_samples, gaussian_entropy_bound, knn_entropy, mmd2, mode_stats
+from softq_ugan.metrics import (classifier_kl, ess, evaluate_samples, gaussian_entropy_bound, knn_entropy, mmd2,
+                                mode_stats)
 from softq_ugan.targets import make_target
 
 
@@ -186,3 +187,16 @@ def test_entropy_from_samples_matches_closed_forms():
         knn_entropy(square[:5], k=5)
     with pytest.raises(ValueError, match="expected samples of shape"):
         knn_entropy(torch.zeros(5))
+
+
+def test_classifier_kl_matches_closed_form_and_reads_zero_for_one_law():
+    """KL(p‖q) and KL(q‖p) of N(0, I₂) and N(0, 4 I₂) from a logistic classifier: closed forms
+    2(log 2 + 1/8 − 1/2) = 0.636 and 2(−log 2 + 2 − 1/2) = 1.614; one law against itself reads about 0."""
+    torch.manual_seed(0)
+    r = classifier_kl(lambda n: torch.randn(n, 2), lambda n: 2 * torch.randn(n, 2), steps=1500, hidden=(64, 64))
+    assert r["kl_pq"] == pytest.approx(2 * (math.log(2) + 1 / 8 - 1 / 2), abs=0.15), r
+    assert r["kl_qp"] == pytest.approx(2 * (-math.log(2) + 2 - 1 / 2), abs=0.3), r
+    same = classifier_kl(lambda n: torch.randn(n, 2), lambda n: torch.randn(n, 2), steps=300, hidden=(64, 64))
+    assert abs(same["kl_pq"]) < 0.05 and abs(same["kl_qp"]) < 0.05, same
+    with pytest.raises(ValueError, match="steps and batch must be >= 1"):
+        classifier_kl(lambda n: torch.randn(n, 2), lambda n: torch.randn(n, 2), steps=0)
