@@ -205,7 +205,9 @@ def classifier_kl(draw_p: Callable[[int], Tensor], draw_q: Callable[[int], Tenso
     with torch.no_grad():
         pilot = torch.cat([draw_p(batch), draw_q(batch)]).float()
     if pilot.ndim != 2:
-        raise ValueError(f"classifier_kl: draws must be (n, d), got {tuple(pilot.shape[1:])} per row block")
+        raise ValueError(f"classifier_kl: draw_p(n) and draw_q(n) must return (n, d), got {pilot.ndim} dims")
+    if not torch.isfinite(pilot).all():
+        raise ValueError("classifier_kl: the draws hold NaN or inf")
     mean, std = pilot.mean(0), pilot.std(0).clamp_min(1e-12)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -200,3 +200,7 @@ def test_classifier_kl_matches_closed_form_and_reads_zero_for_one_law():
     assert abs(same["kl_pq"]) < 0.05 and abs(same["kl_qp"]) < 0.05, same
     with pytest.raises(ValueError, match="steps and batch must be >= 1"):
         classifier_kl(lambda n: torch.randn(n, 2), lambda n: torch.randn(n, 2), steps=0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        classifier_kl(lambda n: torch.full((n, 2), math.nan), lambda n: torch.randn(n, 2), steps=1)
+    with pytest.raises(ValueError, match=r"must return \(n, d\)"):
+        classifier_kl(lambda n: torch.randn(n), lambda n: torch.randn(n), steps=1)
