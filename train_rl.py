@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
+    p.add_argument("--replay-buffer", default=None, metavar="PATH",
+                   help="with --resume: continue with this saved replay buffer (.pkl) instead of the one beside the "
+                        "checkpoint, e.g. another run's, to tell what a run's networks carry from what its data does")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -226,6 +229,11 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
+    if args.replay_buffer is not None:
+        if not args.resume:
+            fail("--replay-buffer applies with --resume only")
+        if not Path(args.replay_buffer).is_file():
+            fail(f"replay buffer '{args.replay_buffer}' does not exist")
 
 
 def hyperparameter_table(config: dict) -> str:
@@ -422,11 +430,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.logdir) / args.env / f"{name}_{args.seed}"
     ckpt_dir = run_dir / "checkpoints"
     if args.resume:
-        candidates = replay_buffer_candidates(Path(args.resume))
+        candidates = [Path(args.replay_buffer)] if args.replay_buffer else replay_buffer_candidates(Path(args.resume))
         buffer = next((b for b in candidates if b.is_file()), None)
         if buffer is not None:
-            model.load_replay_buffer(buffer)
-            print(f"resumed from {args.resume} at step {model.num_timesteps} with its replay buffer "
+            try:
+                model.load_replay_buffer(buffer)
+            except Exception as e:  # not a pickled buffer, another env's shapes
+                fail(f"cannot load replay buffer {buffer}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            if args.replay_buffer and model.replay_buffer.observations.shape[2:] != env.observation_space.shape:
+                fail(f"replay buffer {buffer} holds observations of shape {model.replay_buffer.observations.shape[2:]}, "
+                     f"not {env.observation_space.shape}")
+            whose = f"the replay buffer {buffer}" if args.replay_buffer else "its replay buffer"
+            print(f"resumed from {args.resume} at step {model.num_timesteps} with {whose} "
                   f"({model.replay_buffer.size()} transitions)", file=sys.stderr)
         else:
             print(f"resumed from {args.resume} at step {model.num_timesteps} WITHOUT a replay buffer (none of "
@@ -441,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: the checkpoint's replay buffer has {slots} slots and cannot be enlarged (it stores next "
                       f"observations in place): the oldest transitions will be overwritten", file=sys.stderr)
         config = resumed_config(run_dir, Path(args.resume), args.seed, args.steps)
+        if args.replay_buffer:
+            config["replay_buffer_from"] = str(args.replay_buffer)
         if "buffer_size" in config:
             config["buffer_size"] = model.buffer_size
     else:

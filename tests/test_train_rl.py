@@ -471,3 +471,46 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
     assert config["sampler_batch_size"] == 64 == model.sampler_batch_size  # SoftQ's default: 64 of the 256 states
     model, config = build("MultiGoal-v0", "--sampler", "ugan", "--batch-size", "32")
     assert config["sampler_batch_size"] == 32  # the whole minibatch when it is smaller than the default 64
+
+
+def test_resume_with_another_runs_replay_buffer(tmp_path):
+    """--replay-buffer: a checkpoint's networks continue on another saved buffer (the buffer is what they train on);
+    one-line errors without --resume, for a missing file, and for a buffer of another environment's shapes."""
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.buffers import ReplayBuffer
+    from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+    from gymnasium import spaces
+
+    args = ["--algo", "sac", "--env", "MultiGoal-v0", "--eval-every", "200", "--eval-episodes", "1",
+            "--learning-starts", "100", "--batch-size", "32", "--checkpoint-every", "200", "--quiet"]
+    r = subprocess.run(CMD + ["--steps", "200", "--logdir", str(tmp_path), *args], capture_output=True, text=True,
+                       timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    ckpts = tmp_path / "MultiGoal-v0" / "sac_0" / "checkpoints"
+    other = load_from_pkl(ckpts / "last_replay_buffer.pkl")
+    n = other.size()
+    other.rewards[:n] = 123.0  # another run's data, told apart by its rewards
+    save_to_pkl(tmp_path / "other.pkl", other)
+    fork = ["--logdir", str(tmp_path / "fork"), "--seed", "3"]
+    r = subprocess.run(CMD + ["--steps", "250", "--resume", str(ckpts / "last.zip"), "--replay-buffer",
+                              str(tmp_path / "other.pkl"), *fork, *args], capture_output=True, text=True, timeout=600,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"with the replay buffer {tmp_path / 'other.pkl'} ({n} transitions)" in r.stderr, r.stderr
+    run_dir = tmp_path / "fork" / "MultiGoal-v0" / "sac_3"
+    assert json.loads((run_dir / "config.json").read_text())["replay_buffer_from"] == str(tmp_path / "other.pkl")
+    model = SAC.load(run_dir / "checkpoints" / "last.zip")
+    model.load_replay_buffer(run_dir / "checkpoints" / "last_replay_buffer.pkl")
+    rewards = model.replay_buffer.rewards[: model.replay_buffer.size(), 0]
+    assert (rewards[:n] == 123.0).all() and not (rewards[n:] == 123.0).any() and len(rewards) >= n + 49
+    # a buffer of another environment's observations
+    box = spaces.Box(-1, 1, (5,), np.float32)
+    save_to_pkl(tmp_path / "wrong.pkl", ReplayBuffer(10, box, spaces.Box(-1, 1, (2,), np.float32), device="cpu"))
+    for extra, message in ((["--replay-buffer", str(tmp_path / "other.pkl")], "--replay-buffer applies with --resume only"),
+                           (["--resume", str(ckpts / "last.zip"), "--replay-buffer", str(tmp_path / "none.pkl")],
+                            "replay buffer '" + str(tmp_path / "none.pkl") + "' does not exist"),
+                           (["--resume", str(ckpts / "last.zip"), "--replay-buffer", str(tmp_path / "wrong.pkl")],
+                            "holds observations of shape (5,), not (2,)")):
+        r = subprocess.run(CMD + ["--steps", "250", *extra, *fork, *args], capture_output=True, text=True,
+                           timeout=600, cwd=ROOT)
+        assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
