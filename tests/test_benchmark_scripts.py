@@ -438,3 +438,46 @@ def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
                            ([str(tmp_path / "sac.zip"), "--bellman", "-1"], "--bellman")):
         bad = subprocess.run([sys.executable, "benchmarks/critic_bias.py", *args], capture_output=True, text=True, cwd=ROOT)
         assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error:") and expected in bad.stderr, bad.stderr
+
+
+def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
+    """splice_checkpoint.py: BASE keeps its sampler, step count and buffer; the Q networks, their target, their
+    optimizer state and log τ are DONOR's; train_rl.py resumes the spliced checkpoint; bad input is one line."""
+    import torch
+
+    from agents.softq import SoftQ
+
+    for seed, steps in ((0, 120), (1, 150)):
+        model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", learning_starts=50, batch_size=16,
+                      seed=seed, policy_kwargs=dict(net_arch=[16, 16]))
+        model.learn(steps)
+        model.save(tmp_path / f"m{seed}.zip")
+        model.save_replay_buffer(tmp_path / f"m{seed}_replay_buffer.pkl")
+    out = tmp_path / "spliced" / "s.zip"
+    r = run("benchmarks/splice_checkpoint.py", str(tmp_path / "m0.zip"), str(tmp_path / "m1.zip"), "--take", "q",
+            "temperature", "--out", str(out))
+    assert "with q, temperature from" in r.stdout
+    base, donor, spliced = (SoftQ.load(p) for p in (tmp_path / "m0.zip", tmp_path / "m1.zip", out))
+    assert spliced.num_timesteps == 120 and spliced.seed == 0
+    for name, value in spliced.policy.state_dict().items():
+        source = donor if name.startswith(("critic.", "critic_target.")) else base
+        assert torch.equal(value, source.policy.state_dict()[name]), name
+    assert not torch.equal(base.policy.critic.qf0[0].weight, donor.policy.critic.qf0[0].weight)
+    assert torch.equal(spliced.log_temperature, donor.log_temperature)
+    assert not torch.equal(base.log_temperature, donor.log_temperature)
+    opt = lambda m: m.critic.optimizer.state_dict()["state"][0]["exp_avg"]  # noqa: E731
+    assert torch.equal(opt(spliced), opt(donor)) and not torch.equal(opt(base), opt(donor))
+    gen = lambda m: m.policy.sampler_trainer.generator_optimizer.state_dict()["state"][0]["exp_avg"]  # noqa: E731
+    assert torch.equal(gen(spliced), gen(base))
+    assert (out.parent / "s_replay_buffer.pkl").read_bytes() == (tmp_path / "m0_replay_buffer.pkl").read_bytes()
+    r = run("train_rl.py", "--env", "Pendulum-v1", "--steps", "160", "--resume", str(out), "--logdir",
+            str(tmp_path / "runs"), "--eval-every", "40", "--eval-episodes", "1", "--quiet")
+    assert "with its replay buffer" in r.stderr and "at step 120" in r.stderr, r.stderr
+    for extra, message in ((["--take", "bridge"], "unknown part 'bridge'"),
+                           (["--take", "q", "--out", str(tmp_path / "x.pt")], "--out must name a .zip")):
+        args = [str(tmp_path / "m0.zip"), str(tmp_path / "m1.zip"), *extra]
+        if "--out" not in extra:
+            args += ["--out", str(tmp_path / "x.zip")]
+        bad = subprocess.run([sys.executable, "benchmarks/splice_checkpoint.py", *args], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

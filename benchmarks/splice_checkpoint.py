@@ -1,0 +1,137 @@
+"""Splice two SoftQ checkpoints: one run's networks with parts of another's, to tell which part of a training state
+carries its outcome (e.g. a Swimmer run stuck on the slow gait against one that leaves it).
+
+    python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \\
+        runs/a/Swimmer-v4/ugan_25/checkpoints/ugan_100000_steps.zip --take q --out runs/splice/q25_rest24.zip
+    python train_rl.py --env Swimmer-v4 --steps 150000 --seed 424 --resume runs/splice/q25_rest24.zip \\
+        --logdir runs/splice_q25 --quiet
+
+The output is BASE with the parts named by ``--take`` (and their optimizers' states) copied from DONOR:
+
+- ``q``: the soft Q networks, their target copies and the critic optimizer;
+- ``sampler``: the policy (the U-GAN's generator, critic D and bridge, or the MAF/SVGD sampler) and its optimizers,
+  with the fitted proposal where there is one;
+- ``temperature``: the learned log τ and its optimizer.
+
+Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. BASE's replay buffer is copied
+beside the output (``<out>_replay_buffer.pkl``), so ``train_rl.py --resume OUT`` continues on it; give
+``--buffer donor`` for DONOR's, or ``train_rl.py --replay-buffer`` for any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
+
+PARTS = ("q", "sampler", "temperature")
+
+
+def optimizers(model, part: str) -> list[str]:
+    """Attribute paths (from the model) of the optimizers that belong to ``part``."""
+    if part == "q":
+        return ["critic.optimizer"]
+    if part == "temperature":
+        return ["temperature_optimizer"] if model.temperature_optimizer is not None else []
+    trainer = model.policy.sampler_trainer
+    names = [f"policy.sampler_trainer.{n}" for n, v in vars(trainer).items()
+             if n.endswith("optimizer") and hasattr(v, "state_dict")]
+    return names + (["policy.fitted_flow_optimizer"] if model.policy.fitted_flow_optimizer is not None else [])
+
+
+def modules(model, part: str) -> list[str]:
+    if part == "q":
+        return ["policy.critic", "policy.critic_target"]
+    if part == "sampler":
+        return ["policy.sampler"] + (["policy.fitted_flow"] if model.policy.fitted_flow is not None else [])
+    return []
+
+
+def attr(obj, path: str):
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def splice(base, donor, parts) -> None:
+    """Copy ``parts`` of ``donor`` (a SoftQ) into ``base`` in place: weights, optimizer states, log τ."""
+    import torch
+
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown part '{unknown[0]}'; choose from: {', '.join(PARTS)}")
+    if base.sampler != donor.sampler:
+        raise ValueError(f"the checkpoints have different samplers ({base.sampler}, {donor.sampler})")
+    for part in parts:
+        for path in modules(base, part):
+            mine, theirs = attr(base, path).state_dict(), attr(donor, path).state_dict()
+            shapes = {k: tuple(v.shape) for k, v in mine.items()}
+            if shapes != {k: tuple(v.shape) for k, v in theirs.items()}:
+                raise ValueError(f"{path} differs in shape between the checkpoints (other settings?)")
+            attr(base, path).load_state_dict(theirs)
+        if part == "temperature":
+            if (base.log_temperature is None) != (donor.log_temperature is None):
+                raise ValueError("one checkpoint learns τ and the other does not")
+            if base.log_temperature is not None:
+                with torch.no_grad():
+                    base.log_temperature.copy_(donor.log_temperature)
+        for path in optimizers(base, part):
+            attr(base, path).load_state_dict(attr(donor, path).state_dict())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("base", help="SoftQ checkpoint .zip whose state the output keeps")
+    p.add_argument("donor", help="SoftQ checkpoint .zip whose --take parts replace BASE's")
+    p.add_argument("--take", nargs="+", required=True, metavar="PART", help=f"parts to take from DONOR: {', '.join(PARTS)}")
+    p.add_argument("--out", required=True, help="output checkpoint .zip")
+    p.add_argument("--buffer", choices=("base", "donor", "none"), default="base",
+                   help="whose saved replay buffer to copy beside the output (default base)")
+    args = p.parse_args(argv)
+    for name in args.take:
+        if name not in PARTS:
+            fail(f"unknown part '{name}'; choose from: {', '.join(PARTS)}")
+    for path in (args.base, args.donor):
+        if not Path(path).is_file():
+            fail(f"checkpoint '{path}' does not exist")
+    out = Path(args.out)
+    if out.suffix != ".zip":
+        fail(f"--out must name a .zip, got {args.out}")
+
+    from agents.softq import SoftQ
+    from train_rl import replay_buffer_candidates
+
+    loaded = []
+    for path in (args.base, args.donor):
+        try:
+            loaded.append(SoftQ.load(path, device="cpu"))
+        except Exception as e:  # an SB3 SAC checkpoint, a truncated file
+            fail(f"cannot load {path} as a SoftQ checkpoint: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    base, donor = loaded
+    try:
+        splice(base, donor, args.take)
+    except ValueError as e:
+        fail(str(e))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base.save(out)
+    line = f"wrote {out}: {Path(args.base).name} with {', '.join(args.take)} from {args.donor}"
+    if args.buffer != "none":
+        source = args.base if args.buffer == "base" else args.donor
+        buffer = next((b for b in replay_buffer_candidates(Path(source)) if b.is_file()), None)
+        if buffer is None:
+            fail(f"no saved replay buffer beside {source} (give --buffer none, or another)")
+        shutil.copyfile(buffer, out.with_name(f"{out.stem}_replay_buffer.pkl"))
+        line += f"; replay buffer from {buffer}"
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
