@@ -2,9 +2,9 @@
 carries its outcome (e.g. a Swimmer run stuck on the slow gait against one that leaves it).
 
     python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \\
-        runs/a/Swimmer-v4/ugan_25/checkpoints/ugan_100000_steps.zip --take q --out runs/splice/q25_rest24.zip
-    python train_rl.py --env Swimmer-v4 --steps 150000 --seed 424 --resume runs/splice/q25_rest24.zip \\
-        --logdir runs/splice_q25 --quiet
+        runs/a/Swimmer-v4/ugan_25/checkpoints/ugan_100000_steps.zip --take q --out runs/splice/base24_q25
+    python train_rl.py --env Swimmer-v4 --steps 150000 --seed 424 \\
+        --resume runs/splice/base24_q25/checkpoints/spliced.zip --logdir runs/fork_base24_q25 --quiet
 
 The output is BASE with the parts named by ``--take`` (and their optimizers' states) copied from DONOR:
 
@@ -13,14 +13,16 @@ The output is BASE with the parts named by ``--take`` (and their optimizers' sta
   with the fitted proposal where there is one;
 - ``temperature``: the learned log τ and its optimizer.
 
-Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. BASE's replay buffer is copied
-beside the output (``<out>_replay_buffer.pkl``), so ``train_rl.py --resume OUT`` continues on it; give
-``--buffer donor`` for DONOR's, or ``train_rl.py --replay-buffer`` for any other.
+Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. ``--out`` names a folder laid
+out like a train_rl.py run: ``checkpoints/spliced.zip``, BASE's replay buffer beside it
+(``checkpoints/spliced_replay_buffer.pkl``; ``--buffer donor`` for DONOR's), and ``config.json``: BASE's run
+settings with a ``spliced`` entry naming both checkpoints and the parts, which a fork resumed from it records.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("base", help="SoftQ checkpoint .zip whose state the output keeps")
     p.add_argument("donor", help="SoftQ checkpoint .zip whose --take parts replace BASE's")
     p.add_argument("--take", nargs="+", required=True, metavar="PART", help=f"parts to take from DONOR: {', '.join(PARTS)}")
-    p.add_argument("--out", required=True, help="output checkpoint .zip")
+    p.add_argument("--out", required=True, help="output folder (a run folder: checkpoints/spliced.zip, config.json)")
     p.add_argument("--buffer", choices=("base", "donor", "none"), default="base",
                    help="whose saved replay buffer to copy beside the output (default base)")
     args = p.parse_args(argv)
@@ -101,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.base, args.donor):
         if not Path(path).is_file():
             fail(f"checkpoint '{path}' does not exist")
-    out = Path(args.out)
-    if out.suffix != ".zip":
-        fail(f"--out must name a .zip, got {args.out}")
+    if Path(args.out).is_file():
+        fail(f"--out names a folder to create, and {args.out} is a file")
+    out = Path(args.out) / "checkpoints" / "spliced.zip"
 
     from agents.softq import SoftQ
-    from train_rl import replay_buffer_candidates
+    from train_rl import read_config, replay_buffer_candidates
 
     loaded = []
     for path in (args.base, args.donor):
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)
     base.save(out)
+    config = read_config(Path(args.base).resolve().parent.parent)  # <run>/checkpoints/x.zip -> <run>/config.json
+    config["spliced"] = dict(base=str(args.base), donor=str(args.donor), take=list(args.take), buffer=args.buffer)
+    (out.parent.parent / "config.json").write_text(json.dumps(config, indent=2))
     line = f"wrote {out}: {Path(args.base).name} with {', '.join(args.take)} from {args.donor}"
     if args.buffer != "none":
         source = args.base if args.buffer == "base" else args.donor

@@ -451,13 +451,15 @@ def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
         model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", learning_starts=50, batch_size=16,
                       seed=seed, policy_kwargs=dict(net_arch=[16, 16]))
         model.learn(steps)
-        model.save(tmp_path / f"m{seed}.zip")
-        model.save_replay_buffer(tmp_path / f"m{seed}_replay_buffer.pkl")
-    out = tmp_path / "spliced" / "s.zip"
-    r = run("benchmarks/splice_checkpoint.py", str(tmp_path / "m0.zip"), str(tmp_path / "m1.zip"), "--take", "q",
-            "temperature", "--out", str(out))
+        model.save(tmp_path / f"r{seed}" / "checkpoints" / f"m{seed}.zip")
+        model.save_replay_buffer(tmp_path / f"r{seed}" / "checkpoints" / f"m{seed}_replay_buffer.pkl")
+    m0, m1 = (tmp_path / f"r{k}" / "checkpoints" / f"m{k}.zip" for k in (0, 1))
+    (tmp_path / "r0" / "config.json").write_text(json.dumps({"env": "Pendulum-v1", "seed": 0, "steps": 120}))
+    r = run("benchmarks/splice_checkpoint.py", str(m0), str(m1), "--take", "q",
+            "temperature", "--out", str(tmp_path / "spliced"))
+    out = tmp_path / "spliced" / "checkpoints" / "spliced.zip"
     assert "with q, temperature from" in r.stdout
-    base, donor, spliced = (SoftQ.load(p) for p in (tmp_path / "m0.zip", tmp_path / "m1.zip", out))
+    base, donor, spliced = (SoftQ.load(p) for p in (m0, m1, out))
     assert spliced.num_timesteps == 120 and spliced.seed == 0
     for name, value in spliced.policy.state_dict().items():
         source = donor if name.startswith(("critic.", "critic_target.")) else base
@@ -469,15 +471,21 @@ def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
     assert torch.equal(opt(spliced), opt(donor)) and not torch.equal(opt(base), opt(donor))
     gen = lambda m: m.policy.sampler_trainer.generator_optimizer.state_dict()["state"][0]["exp_avg"]  # noqa: E731
     assert torch.equal(gen(spliced), gen(base))
-    assert (out.parent / "s_replay_buffer.pkl").read_bytes() == (tmp_path / "m0_replay_buffer.pkl").read_bytes()
-    r = run("train_rl.py", "--env", "Pendulum-v1", "--steps", "160", "--resume", str(out), "--logdir",
+    assert (out.parent / "spliced_replay_buffer.pkl").read_bytes() == (m0.parent / "m0_replay_buffer.pkl").read_bytes()
+    # the splice's folder records the base run's settings (r0/config.json for r0/checkpoints/m0.zip) and
+    # the splice; a fork resumed from it records both
+    spliced_config = json.loads((tmp_path / "spliced" / "config.json").read_text())
+    assert spliced_config["env"] == "Pendulum-v1" and spliced_config["spliced"]["take"] == ["q", "temperature"]
+    r = run("train_rl.py", "--env", "Pendulum-v1", "--steps", "160", "--seed", "5", "--resume", str(out), "--logdir",
             str(tmp_path / "runs"), "--eval-every", "40", "--eval-episodes", "1", "--quiet")
     assert "with its replay buffer" in r.stderr and "at step 120" in r.stderr, r.stderr
+    forked = json.loads((tmp_path / "runs" / "Pendulum-v1" / "ugan_5" / "config.json").read_text())
+    assert forked["spliced"] == spliced_config["spliced"] and forked["seed"] == 5 and forked["steps"] == 160
     for extra, message in ((["--take", "bridge"], "unknown part 'bridge'"),
-                           (["--take", "q", "--out", str(tmp_path / "x.pt")], "--out must name a .zip")):
-        args = [str(tmp_path / "m0.zip"), str(tmp_path / "m1.zip"), *extra]
+                           (["--take", "q", "--out", str(m1)], "is a file")):
+        args = [str(m0), str(m1), *extra]
         if "--out" not in extra:
-            args += ["--out", str(tmp_path / "x.zip")]
+            args += ["--out", str(tmp_path / "x")]
         bad = subprocess.run([sys.executable, "benchmarks/splice_checkpoint.py", *args], capture_output=True,
                              text=True, cwd=ROOT)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
