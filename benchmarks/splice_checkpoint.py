@@ -13,6 +13,10 @@ The output is BASE with the parts named by ``--take`` (and their optimizers' sta
   with the fitted proposal where there is one;
 - ``temperature``: the learned log τ and its optimizer.
 
+DONOR ``fresh`` takes the parts as a new run starts them, from BASE's settings (``--seed`` draws the weights): the
+Q networks reinitialised (their target a copy of them) with an empty optimizer state, or τ at its initial value. It
+applies to ``q`` and ``temperature`` only (the flows' initialisations are their own).
+
 Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. ``--out`` names a folder laid
 out like a train_rl.py run: ``checkpoints/spliced.zip``, BASE's replay buffer beside it
 (``checkpoints/spliced_replay_buffer.pkl``; ``--buffer donor`` for DONOR's), and ``config.json``: BASE's run
@@ -61,6 +65,27 @@ def attr(obj, path: str):
     return obj
 
 
+def reinitialise(model, parts, seed: int) -> None:
+    """Start ``parts`` ("q", "temperature") of ``model`` afresh in place, as a new run with its settings would."""
+    import math
+
+    import torch
+
+    if "sampler" in parts:
+        raise ValueError("a fresh donor applies to q and temperature only")
+    torch.manual_seed(seed)
+    if "q" in parts:
+        for layer in model.policy.critic.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()  # in place, so optimizer views stay linked
+        model.policy.critic_target.load_state_dict(model.policy.critic.state_dict())
+        model.critic.optimizer.state.clear()
+    if "temperature" in parts and model.log_temperature is not None:
+        with torch.no_grad():
+            model.log_temperature.fill_(math.log(model.initial_temperature))
+        model.temperature_optimizer.state.clear()
+
+
 def splice(base, donor, parts) -> None:
     """Copy ``parts`` of ``donor`` (a SoftQ) into ``base`` in place: weights, optimizer states, log τ."""
     import torch
@@ -91,16 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", help="SoftQ checkpoint .zip whose state the output keeps")
-    p.add_argument("donor", help="SoftQ checkpoint .zip whose --take parts replace BASE's")
+    p.add_argument("donor", help="SoftQ checkpoint .zip whose --take parts replace BASE's, or 'fresh'")
     p.add_argument("--take", nargs="+", required=True, metavar="PART", help=f"parts to take from DONOR: {', '.join(PARTS)}")
     p.add_argument("--out", required=True, help="output folder (a run folder: checkpoints/spliced.zip, config.json)")
     p.add_argument("--buffer", choices=("base", "donor", "none"), default="base",
                    help="whose saved replay buffer to copy beside the output (default base)")
+    p.add_argument("--seed", type=int, default=0, help="with DONOR fresh: the seed of the new weights (default 0)")
     args = p.parse_args(argv)
     for name in args.take:
         if name not in PARTS:
             fail(f"unknown part '{name}'; choose from: {', '.join(PARTS)}")
-    for path in (args.base, args.donor):
+    fresh = args.donor == "fresh"
+    if fresh and ("sampler" in args.take or args.buffer == "donor"):
+        fail("a fresh donor applies to --take q and temperature only, and has no replay buffer")
+    for path in (args.base,) if fresh else (args.base, args.donor):
         if not Path(path).is_file():
             fail(f"checkpoint '{path}' does not exist")
     if Path(args.out).is_file():
@@ -111,20 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     from train_rl import read_config, replay_buffer_candidates
 
     loaded = []
-    for path in (args.base, args.donor):
+    for path in (args.base, args.base if fresh else args.donor):
         try:
             loaded.append(SoftQ.load(path, device="cpu"))
         except Exception as e:  # an SB3 SAC checkpoint, a truncated file
             fail(f"cannot load {path} as a SoftQ checkpoint: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     base, donor = loaded
     try:
+        if fresh:
+            reinitialise(donor, args.take, args.seed)
         splice(base, donor, args.take)
     except ValueError as e:
         fail(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)
     base.save(out)
     config = read_config(Path(args.base).resolve().parent.parent)  # <run>/checkpoints/x.zip -> <run>/config.json
-    config["spliced"] = dict(base=str(args.base), donor=str(args.donor), take=list(args.take), buffer=args.buffer)
+    config["spliced"] = dict(base=str(args.base), donor=str(args.donor), take=list(args.take), buffer=args.buffer,
+                             **({"seed": args.seed} if fresh else {}))
     (out.parent.parent / "config.json").write_text(json.dumps(config, indent=2))
     line = f"wrote {out}: {Path(args.base).name} with {', '.join(args.take)} from {args.donor}"
     if args.buffer != "none":

@@ -481,6 +481,24 @@ def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
     assert "with its replay buffer" in r.stderr and "at step 120" in r.stderr, r.stderr
     forked = json.loads((tmp_path / "runs" / "Pendulum-v1" / "ugan_5" / "config.json").read_text())
     assert forked["spliced"] == spliced_config["spliced"] and forked["seed"] == 5 and forked["steps"] == 160
+    # a fresh donor: the Q networks as a new run starts them (target = online copy, no optimizer state), the rest BASE's
+    run("benchmarks/splice_checkpoint.py", str(m0), "fresh", "--take", "q", "--seed", "3", "--out", str(tmp_path / "fresh"))
+    fresh = SoftQ.load(tmp_path / "fresh" / "checkpoints" / "spliced.zip")
+    new = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", seed=0, policy_kwargs=dict(net_arch=[16, 16]))
+    for name, value in fresh.policy.critic.state_dict().items():
+        assert not torch.equal(value, base.policy.critic.state_dict()[name]), name
+        assert torch.equal(value, fresh.policy.critic_target.state_dict()[name]), name
+        assert value.shape == new.policy.critic.state_dict()[name].shape, name
+    # the reinitialised weights have a new run's scale (their norms far from the trained ones would mean a wrong init)
+    for name in ("qf0.0.weight", "qf0.2.weight"):
+        w, w0 = fresh.policy.critic.state_dict()[name], new.policy.critic.state_dict()[name]
+        assert abs(float(w.std() / w0.std()) - 1) < 0.1, name
+    assert fresh.critic.optimizer.state_dict()["state"] == {}
+    assert torch.equal(fresh.policy.sampler.generator.net[0].weight, base.policy.sampler.generator.net[0].weight)
+    assert torch.equal(fresh.log_temperature, base.log_temperature)
+    bad = subprocess.run([sys.executable, "benchmarks/splice_checkpoint.py", str(m0), "fresh", "--take", "sampler",
+                          "--out", str(tmp_path / "y")], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "applies to --take q and temperature only" in bad.stderr, bad.stderr
     for extra, message in ((["--take", "bridge"], "unknown part 'bridge'"),
                            (["--take", "q", "--out", str(m1)], "is a file")):
         args = [str(m0), str(m1), *extra]
