@@ -507,3 +507,38 @@ def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
         bad = subprocess.run([sys.executable, "benchmarks/splice_checkpoint.py", *args], capture_output=True,
                              text=True, cwd=ROOT)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_critic_landscape_compares_critics_at_the_same_states(tmp_path):
+    """critic_landscape.py: a checkpoint against itself reads correlation 1, the same best action and no loss; against
+    another run's critic it reads less than 1; the policy's deterministic action is within the Q spread of the best
+    candidate; bad input is one line."""
+    from agents.softq import SoftQ
+
+    paths = []
+    for seed in (0, 1):
+        model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", learning_starts=50,
+                      batch_size=16, seed=seed, policy_kwargs=dict(net_arch=[16, 16]))
+        model.learn(150)
+        paths.append(tmp_path / f"m{seed}.zip")
+        model.save(paths[-1])
+        model.save_replay_buffer(tmp_path / f"m{seed}_replay_buffer.pkl")
+    r = run("benchmarks/critic_landscape.py", str(paths[0]), str(paths[0]), str(paths[1]), "--states", "64",
+            "--candidates", "256")
+    rows = [line.strip("|").split("|") for line in r.stdout.splitlines() if line.startswith(f"| {tmp_path}")]
+    per_model, pairs = rows[:3], rows[3:]
+    assert len(per_model) == 3 and len(pairs) == 2, r.stdout
+    for row in per_model:
+        gap, spread = float(row[2]), float(row[4])
+        assert spread > 0 and -0.05 * spread <= gap <= spread, r.stdout
+    same, other = ([float(x) for x in row[1:]] for row in pairs)
+    assert same == [1.0, 0.0, 1.0, 0.0, 0.0], r.stdout
+    assert other[0] < 0.99 and other[1] > 0, r.stdout
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "m.zip").write_bytes(paths[0].read_bytes())
+    for args, message in (([str(tmp_path / "lone" / "m.zip")], "no replay buffer"),
+                          ([str(tmp_path / "nope.zip")], "does not exist"),
+                          ([str(paths[0]), "--states", "0"], "must be positive")):
+        bad = subprocess.run([sys.executable, "benchmarks/critic_landscape.py", *args], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
