@@ -347,6 +347,8 @@ class EvalRecorder(EvalCallback):
     at each eval], "seconds", "steps"}``. Training seconds exclude evaluation and saving, so they
     compare wall cost per env step across algorithms. A sweep or benchmark reads ``evals.json``.
     :meth:`pause` (at an interrupt) adds ``"paused_at": [step, seconds]``, which a resume from that step reads.
+    A run resumed into a new folder (a fork) adds ``"start"``: the step it began at, so that ``seconds`` over
+    ``steps - start`` is its cost per env step.
 
     :param run_dir: the run's folder.
     :param label: the algorithm's name in ``evals.json`` (e.g. ``softq-ugan``, ``sac``).
@@ -361,13 +363,17 @@ class EvalRecorder(EvalCallback):
         self.checkpoint = checkpoint
         self.file = self.run_dir / "evals.json"
         self.record: dict[str, Any] = dict(algo=label, seed=seed, evals=[], wall=[], seconds=0.0, steps=0)
-        if resume_step is not None and self.file.is_file():
+        if resume_step is not None and not self.file.is_file():
+            self.record["start"] = self.record["steps"] = int(resume_step)
+        elif resume_step is not None:
             old = json.loads(self.file.read_text())
+            if "start" in old:
+                self.record["start"] = old["start"]
             keep = [i for i, (t, _) in enumerate(old.get("evals", [])) if t <= resume_step]
             wall = old.get("wall", [])
             self.record.update(evals=[old["evals"][i] for i in keep], wall=[wall[i] for i in keep if i < len(wall)])
             self.record["seconds"] = self.record["wall"][-1] if self.record["wall"] else 0.0
-            self.record["steps"] = self.record["evals"][-1][0] if self.record["evals"] else 0
+            self.record["steps"] = self.record["evals"][-1][0] if self.record["evals"] else self.record.get("start", 0)
             paused = old.get("paused_at")
             if paused and paused[0] == resume_step:  # the seconds from the last eval to the checkpoint count too
                 self.record["seconds"] = float(paused[1])

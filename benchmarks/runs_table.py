@@ -6,7 +6,7 @@
 Each argument is a run folder of ``train_rl.py`` (``evals.json`` and ``config.json``). Columns: the
 settings in which the runs differ, the deterministic eval return at each checkpoint (every ``--every``
 steps), the first step with a return >= ``--threshold``, and wall seconds of training per 1,000 env steps
-(machine load included: compare runs that ran side by side).
+(machine load included: compare runs that ran side by side; a fork's over the steps it trained itself).
 
 ``--summary`` pools runs instead, one row per group of seeds (a run folder's name without its ``_<seed>``, under
 the folder that holds it): how many runs reached ``--at`` steps, their median return there, how many were
@@ -49,6 +49,30 @@ def first_step(evals: dict[int, float], threshold: float, until: float = float("
     return next((t for t, v in sorted(evals.items()) if v >= threshold and t <= until), None)
 
 
+def cell(key: str, value) -> str:
+    """A setting as a table cell; provenance (where a fork came from) by its run folder and file only."""
+    def short(path) -> str:
+        parts = Path(str(path)).parts
+        return "/".join(parts[-3:-1:2] + parts[-1:]) if len(parts) >= 3 else str(path)  # <run>/<file>
+
+    if key in ("resumed_from", "replay_buffer_from"):
+        return short(value)
+    if key == "spliced" and isinstance(value, dict):
+        return f"{short(value.get('base'))} + {' '.join(value.get('take', []))} of {short(value.get('donor'))}"
+    return str(value)
+
+
+def start_step(record: dict, resumed: bool) -> int:
+    """The step a run's folder began at: evals.json's ``start`` (a fork resumed into a new folder), or, for a fork
+    recorded before ``start`` existed (``resumed``), its first eval step less the interval between its first two."""
+    if "start" in record:
+        return int(record["start"])
+    steps = [int(t) for t, _ in record.get("evals", [])]
+    if resumed and len(steps) > 1 and steps[0] > steps[1] - steps[0]:
+        return steps[0] - (steps[1] - steps[0])
+    return 0
+
+
 def table(runs: list[dict], every: int, threshold: float) -> str:
     keys = sorted({k for r in runs for k in r["config"]})
     varying = [k for k in keys if len({json.dumps(r["config"].get(k)) for r in runs}) > 1] or ["seed"]
@@ -61,8 +85,9 @@ def table(runs: list[dict], every: int, threshold: float) -> str:
         first = first_step(evals, threshold)
         first = "never" if first is None else f"{first // 1000}k"
         done = r["record"].get("steps", 0)
-        cost = 1000 * r["record"].get("seconds", 0.0) / max(done, 1)
-        cells = [r["run"].parent.parent.name + "/" + r["run"].name, *[str(r["config"].get(k, "–")) for k in varying],
+        trained = done - start_step(r["record"], "resumed_from" in r["config"])  # a fork's own steps
+        cost = 1000 * r["record"].get("seconds", 0.0) / max(trained, 1)
+        cells = [r["run"].parent.parent.name + "/" + r["run"].name, *[cell(k, r["config"][k]) if k in r["config"] else "–" for k in varying],
                  str(done), *[f"{evals[s]:.1f}" if s in evals else "" for s in steps], first, f"{cost:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     shared = {k: v for k, v in runs[0]["config"].items() if k not in varying}

@@ -187,6 +187,29 @@ def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error:") and "no evals.json" in bad.stderr
 
 
+def test_runs_table_counts_a_forks_own_steps_and_names_its_sources(tmp_path):
+    """A fork resumed into a new folder at 100k: its cost is its seconds over the steps it trained (evals.json's
+    start, or for older records its first eval less the eval interval), and where it came from reads as
+    <run>/<file>, not whole paths."""
+    source = "runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip"
+    forks = {"new": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0, start=100000),
+             "old": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0)}
+    configs = {"new": dict(seed=1, resumed_from=source, replay_buffer_from=source.replace(
+                   "ugan_100000_steps.zip", "ugan_replay_buffer_100000_steps.pkl").replace("ugan_24", "ugan_25")),
+               "old": dict(seed=2, resumed_from="runs/splice/x/checkpoints/spliced.zip",
+                           spliced=dict(base=source, donor="fresh", take=["q"]))}
+    for name, record in forks.items():
+        run_dir = tmp_path / name / "Swimmer-v4" / "ugan_1"
+        run_dir.mkdir(parents=True)
+        (run_dir / "evals.json").write_text(json.dumps(record))
+        (run_dir / "config.json").write_text(json.dumps(configs[name]))
+    r = run("benchmarks/runs_table.py", *[str(tmp_path / n / "Swimmer-v4" / "ugan_1") for n in forks], "--every", "10000")
+    rows = [line for line in r.stdout.splitlines() if line.startswith(("| new", "| old"))]
+    assert rows[0].startswith("| new/ugan_1 | ugan_25/ugan_replay_buffer_100000_steps.pkl | ugan_24/ugan_100000_steps.zip | 1 | – |"), r.stdout
+    assert rows[1].startswith("| old/ugan_1 | – | x/spliced.zip | 2 | ugan_24/ugan_100000_steps.zip + q of fresh |"), r.stdout
+    assert all(row.endswith("| never | 2.0 |") for row in rows), r.stdout  # 40 s over 20k steps, not over 120k
+
+
 def test_runs_table_summary_pools_seeds_per_group(tmp_path):
     """--summary: one row per group of seeds (train_rl's <logdir>/<env>/<name>_<seed> and the benchmark's
     <name>/<algo>_<seed> alike), the median and the count >= threshold at --at, unfinished runs counted apart."""

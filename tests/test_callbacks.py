@@ -227,3 +227,28 @@ def test_eval_recorder_counts_the_seconds_up_to_an_interrupt_on_resume(tmp_path)
     assert step == 150 and seconds > saved["wall"][-1] > 0.0
     assert recorder(resume_step=150).record["seconds"] == seconds
     assert recorder(resume_step=120).record["seconds"] == saved["wall"][-1]  # a checkpoint from elsewhere
+
+
+def test_eval_recorder_of_a_fork_records_the_step_it_started_at(tmp_path):
+    """A run resumed into a new folder (no evals.json there) records ``start``, kept when that fork is resumed in
+    turn, so its seconds can be set against its own steps; a run from scratch has none."""
+    import json
+
+    import gymnasium as gym
+
+    from agents.callbacks import EvalRecorder
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=1000, policy_kwargs=dict(net_arch=[8]), seed=0)
+
+    def recorder(folder, resume_step=None):
+        return EvalRecorder(gym.make("Pendulum-v1"), tmp_path / folder, "sac", 0, eval_freq=100, n_eval_episodes=1,
+                            checkpoint=False, resume_step=resume_step)
+
+    model.learn(100, callback=recorder("source"))
+    assert "start" not in json.loads((tmp_path / "source" / "evals.json").read_text())
+    model.learn(100, callback=recorder("fork", resume_step=100), reset_num_timesteps=False)
+    fork = json.loads((tmp_path / "fork" / "evals.json").read_text())
+    assert fork["start"] == 100 and [t for t, _ in fork["evals"]] == [200] and fork["steps"] == 200
+    model.learn(100, callback=recorder("fork", resume_step=200), reset_num_timesteps=False)
+    fork = json.loads((tmp_path / "fork" / "evals.json").read_text())
+    assert fork["start"] == 100 and [t for t, _ in fork["evals"]] == [200, 300]
