@@ -437,9 +437,11 @@ def main(argv: list[str] | None = None) -> int:
                 model.load_replay_buffer(buffer)
             except Exception as e:  # not a pickled buffer, another env's shapes
                 fail(f"cannot load replay buffer {buffer}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            if args.replay_buffer and model.replay_buffer.observations.shape[2:] != env.observation_space.shape:
-                fail(f"replay buffer {buffer} holds observations of shape {model.replay_buffer.observations.shape[2:]}, "
-                     f"not {env.observation_space.shape}")
+            if args.replay_buffer:  # another run's buffer: its shapes must fit, and its size is now the model's
+                shape = getattr(model.replay_buffer.observations, "shape", (None, None))[2:]
+                if shape != env.observation_space.shape:
+                    fail(f"replay buffer {buffer} holds observations of shape {shape}, not {env.observation_space.shape}")
+                model.buffer_size = model.replay_buffer.buffer_size * model.replay_buffer.n_envs
             whose = f"the replay buffer {buffer}" if args.replay_buffer else "its replay buffer"
             print(f"resumed from {args.resume} at step {model.num_timesteps} with {whose} "
                   f"({model.replay_buffer.size()} transitions)", file=sys.stderr)
