@@ -5,7 +5,8 @@ do two critics prefer the same actions?
         runs/a/Swimmer-v4/ugan_25/checkpoints/ugan_100000_steps.zip
 
 At ``--states`` states drawn from the first checkpoint's replay buffer (or ``--buffer``), every checkpoint's min-Q is
-read at the same ``--candidates`` actions drawn uniformly from the box. Per checkpoint: the learned τ, how far below
+read at the same ``--candidates`` actions drawn uniformly from the box (in the [-1, 1] units the critics and the
+replay buffer use). Per checkpoint: the learned τ, how far below
 the best candidate its deterministic action's Q lies (in Q and in nats, ÷ τ: how much the policy leaves to its
 critic), the spread of Q over the box, and the share of states whose best candidate sits at the box's edge
 (|a_i| > 0.95 in some coordinate). Per pair (each checkpoint against the first): the median per-state correlation of
@@ -89,21 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(n, min(args.states, n), replace=False)
     obs = torch.as_tensor(buf.observations[idx, 0], dtype=torch.float32)
-    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (models[0].action_space.low, models[0].action_space.high))
-    candidates = low + (high - low) * torch.as_tensor(rng.random((args.candidates, len(low))), dtype=torch.float32)
+    # the critics see actions as the replay buffer stores them: squashed into [-1, 1] (SB3's scale_action)
+    dim = models[0].action_space.shape[0]
+    candidates = torch.as_tensor(rng.uniform(-1.0, 1.0, (args.candidates, dim)), dtype=torch.float32)
     qs = landscapes(models, obs, candidates)
-    edge = 0.95 * torch.maximum(low.abs(), high.abs())
 
     print(f"{len(obs)} states from {buffer}, {args.candidates} uniform candidate actions each; medians over states\n")
     print("| checkpoint | τ | best candidate − Q(deterministic action) | ÷ τ (nats) | Q spread over the box | best at the edge |")
     print("|---|---|---|---|---|---|")
     for path, m, q in zip(args.checkpoints, models, qs):
         with torch.no_grad():
-            det = torch.as_tensor(m.predict(obs.numpy(), deterministic=True)[0], dtype=torch.float32)
+            det = m.policy.scale_action(m.predict(obs.numpy(), deterministic=True)[0])  # env units -> [-1, 1]
+            det = torch.as_tensor(det, dtype=torch.float32)
             q_det = m.policy.q_min(obs, det[:, None])[:, 0]
         tau = float(m.policy.temperature)  # the learned τ, restored on load
         gap = q.max(1).values - q_det
-        at_edge = (candidates[q.argmax(1)].abs() > edge).any(1).float().mean()
+        at_edge = (candidates[q.argmax(1)].abs() > 0.95).any(1).float().mean()
         print(f"| {path} | {tau:.4f} | {float(gap.median()):.3f} | {float((gap / tau).median()):.1f} | "
               f"{float((q.max(1).values - q.min(1).values).median()):.3f} | {float(at_edge):.2f} |")
     if len(models) > 1:
