@@ -81,6 +81,11 @@ def presets_text() -> str:
                      for (env, sampler), preset in SAMPLER_DEFAULTS.items())
 
 
+# settings a checkpoint keeps: given with --resume they do not apply, which the run says
+KEPT_ON_RESUME = ("gamma", "reward_scale", "tau", "target_entropy", "polyak", "lr", "batch_size", "learning_starts",
+                  "net_arch", "n_critics", "critic_pessimism", "value_particles", "proposal", "value_qmc",
+                  "policy_delay", "schedule", "lambda0", "sampler_particles", "sampler_batch_size", "bridge_anchor",
+                  "shared_bridge_step", "sampler_grad_clip", "generator_lr", "generator_hidden")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
               "generator_hidden", "shared_bridge_step", "critic_pessimism")
@@ -420,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
             if sampler_given and args.sampler != model.sampler:
                 fail(f"{args.resume} was trained with --sampler {model.sampler}, not {args.sampler}")
             args.sampler = model.sampler
+        kept = [f"--{n.replace('_', '-')}" for n in KEPT_ON_RESUME if getattr(args, n) is not None]
+        if kept:
+            print(f"note: {' '.join(kept)} not applied: a resumed run keeps its checkpoint's settings (start a new "
+                  f"run, or splice one with benchmarks/splice_checkpoint.py, to change them)", file=sys.stderr)
         if model.seed != args.seed:  # a fork: the same state, the new seed's random streams from here on
             print(f"continuing a seed-{model.seed} checkpoint with --seed {args.seed}: a new draw from its state",
                   file=sys.stderr)

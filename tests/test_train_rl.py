@@ -497,6 +497,8 @@ def test_resume_with_another_runs_replay_buffer(tmp_path):
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"with the replay buffer {tmp_path / 'other.pkl'} ({n} transitions)" in r.stderr, r.stderr
+    # settings flags given with --resume do not change the checkpoint's, and the run says so
+    assert "note: --batch-size --learning-starts not applied: a resumed run keeps" in r.stderr, r.stderr
     run_dir = tmp_path / "fork" / "MultiGoal-v0" / "sac_3"
     assert json.loads((run_dir / "config.json").read_text())["replay_buffer_from"] == str(tmp_path / "other.pkl")
     model = SAC.load(run_dir / "checkpoints" / "last.zip")
