@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from softq_ugan.cli import checkpoint_data, fail
+from softq_ugan.cli import checkpoint_data, error_line, fail
 
 # per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             model = cls.load(args.resume, env=env, device=args.device)
         except Exception as e:  # another algorithm's checkpoint, a truncated file, another env's spaces
-            fail(f"cannot resume {args.algo} from {args.resume}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            fail(f"cannot resume {args.algo} from {args.resume}: {error_line(e)}")
         if args.algo == "softq":  # the checkpoint's sampler names the run folder, whatever the default
             if sampler_given and args.sampler != model.sampler:
                 fail(f"{args.resume} was trained with --sampler {model.sampler}, not {args.sampler}")
@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 model.load_replay_buffer(buffer)
             except Exception as e:  # not a pickled buffer, another env's shapes
-                fail(f"cannot load replay buffer {buffer}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                fail(f"cannot load replay buffer {buffer}: {error_line(e)}")
             if args.replay_buffer:  # another run's buffer: its shapes must fit, and its size is now the model's
                 shape = getattr(model.replay_buffer.observations, "shape", (None, None))[2:]
                 if shape != env.observation_space.shape:

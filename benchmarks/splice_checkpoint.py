@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from softq_ugan.cli import fail  # noqa: E402  (the standard library only)
+from softq_ugan.cli import error_line, fail  # noqa: E402  (the standard library only)
 
 PARTS = ("q", "sampler", "temperature")
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             loaded.append(SoftQ.load(path, device="cpu"))
         except Exception as e:  # an SB3 SAC checkpoint, a truncated file
-            fail(f"cannot load {path} as a SoftQ checkpoint: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            fail(f"cannot load {path} as a SoftQ checkpoint: {error_line(e)}")
     base, donor = loaded
     try:
         if fresh:

@@ -17,6 +17,12 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def error_line(e: BaseException) -> str:
+    """An exception as one line for :func:`fail`: its type and the first line of its message."""
+    text = str(e)
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
     """Write ``record`` as JSON to ``path`` through a temporary file and a rename, so that a run killed mid-write
     leaves the previous file whole (the runs and benchmarks resume from what their JSON says)."""

@@ -76,3 +76,10 @@ def test_write_json_replaces_whole_files_only(tmp_path):
         write_json(path, {"evals": object()})
     assert json.loads(path.read_text()) == {"evals": [[10, 1.5], [20, 2.5]]}
     assert [p.name for p in path.parent.iterdir()] == ["evals.json"]  # no temporary file left beside it
+
+
+def test_error_line_is_the_type_and_first_line_of_the_message():
+    from softq_ugan.cli import error_line
+
+    assert error_line(ValueError("bad shape\ntraceback detail")) == "ValueError: bad shape"
+    assert error_line(KeyError()) == "KeyError: "
