@@ -81,11 +81,8 @@ def presets_text() -> str:
                      for (env, sampler), preset in SAMPLER_DEFAULTS.items())
 
 
-# settings a checkpoint keeps: given with --resume they do not apply, which the run says
-KEPT_ON_RESUME = ("gamma", "reward_scale", "tau", "target_entropy", "polyak", "lr", "batch_size", "learning_starts",
-                  "net_arch", "n_critics", "critic_pessimism", "value_particles", "proposal", "value_qmc",
-                  "policy_delay", "schedule", "lambda0", "sampler_particles", "sampler_batch_size", "bridge_anchor",
-                  "shared_bridge_step", "sampler_grad_clip", "generator_lr", "generator_hidden")
+# flags with no default that a resumed run still reads; every other such flag is a setting the checkpoint keeps
+RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
               "generator_hidden", "shared_bridge_step", "critic_pessimism")
@@ -425,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
             if sampler_given and args.sampler != model.sampler:
                 fail(f"{args.resume} was trained with --sampler {model.sampler}, not {args.sampler}")
             args.sampler = model.sampler
-        kept = [f"--{n.replace('_', '-')}" for n in KEPT_ON_RESUME if getattr(args, n) is not None]
+        unset = vars(build_parser().parse_args([]))  # a flag left at None is a setting the model would resolve
+        kept = [f"--{n.replace('_', '-')}" for n, v in unset.items()
+                if v is None and n not in RESUME_READS and getattr(args, n) is not None]
         if kept:
             print(f"note: {' '.join(kept)} not applied: a resumed run keeps its checkpoint's settings (start a new "
                   f"run, or splice one with benchmarks/splice_checkpoint.py, to change them)", file=sys.stderr)
