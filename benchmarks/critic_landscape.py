@@ -34,16 +34,21 @@ def landscapes(models, obs, candidates):
         return [m.policy.q_min(obs, candidates.expand(len(obs), -1, -1)) for m in models]
 
 
-def compare(qa, qb) -> dict[str, float]:
-    """Two critics' landscapes (B, C) over the same candidates: median per-state correlation, and each one's loss at
-    the other's best candidate (median over states)."""
-    rows = range(len(qa))
+def compare(qa, qb, candidates) -> dict[str, float]:
+    """Two critics' landscapes (B, C) over the same ``candidates`` (C, d), medians over states: the per-state
+    correlation, the distance between their best candidates, the share of states where those have the same signs,
+    and each one's loss at the other's best candidate."""
+    import torch
+
+    rows = torch.arange(len(qa))
     ca, cb = qa - qa.mean(1, keepdim=True), qb - qb.mean(1, keepdim=True)
     corr = (ca * cb).sum(1) / (ca.norm(dim=1) * cb.norm(dim=1)).clamp_min(1e-12)
     ia, ib = qa.argmax(1), qb.argmax(1)
-    return dict(corr=float(corr.median()),
-                loss_a=float((qa.max(1).values - qa[list(rows), ib]).median()),
-                loss_b=float((qb.max(1).values - qb[list(rows), ia]).median()))
+    best_a, best_b = candidates[ia], candidates[ib]
+    return dict(corr=float(corr.median()), distance=float((best_a - best_b).norm(dim=1).median()),
+                same_signs=float((torch.sign(best_a) == torch.sign(best_b)).all(1).float().mean()),
+                loss_a=float((qa.max(1).values - qa[rows, ib]).median()),
+                loss_b=float((qb.max(1).values - qb[rows, ia]).median()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
               "first's loss at its best | its loss at the first's best |")
         print("|---|---|---|---|---|---|")
         for path, q in zip(args.checkpoints[1:], qs[1:]):
-            c = compare(qs[0], q)
-            best0, best = candidates[qs[0].argmax(1)], candidates[q.argmax(1)]
-            same = (torch.sign(best0) == torch.sign(best)).all(1).float().mean()
-            print(f"| {path} | {c['corr']:.2f} | {float((best0 - best).norm(dim=1).median()):.3f} | {float(same):.2f} | "
-                  f"{c['loss_a']:.3f} | {c['loss_b']:.3f} |")
+            c = compare(qs[0], q, candidates)
+            print(f"| {path} | {c['corr']:.2f} | {c['distance']:.3f} | {c['same_signs']:.2f} | {c['loss_a']:.3f} | "
+                  f"{c['loss_b']:.3f} |")
     return 0
 
 

@@ -52,8 +52,8 @@ def first_step(evals: dict[int, float], threshold: float, until: float = float("
 def cell(key: str, value) -> str:
     """A setting as a table cell; provenance (where a fork came from) by its run folder and file only."""
     def short(path) -> str:
-        parts = Path(str(path)).parts
-        return "/".join(parts[-3:-1:2] + parts[-1:]) if len(parts) >= 3 else str(path)  # <run>/<file>
+        parts = Path(str(path)).parts  # <run>/checkpoints/<file>
+        return f"{parts[-3]}/{parts[-1]}" if len(parts) >= 3 else str(path)
 
     if key in ("resumed_from", "replay_buffer_from"):
         return short(value)
