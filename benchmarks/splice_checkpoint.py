@@ -17,6 +17,16 @@ DONOR ``fresh`` takes the parts as a new run starts them, from BASE's settings (
 Q networks reinitialised (their target a copy of them) with an empty optimizer state, or τ at its initial value. It
 applies to ``q`` and ``temperature`` only (the flows' initialisations are their own).
 
+``--set KEY=VALUE`` changes a training setting of the output (with or without a DONOR), so that one state can be
+forked under another setting (``train_rl.py --resume`` keeps a checkpoint's settings):
+
+    python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \
+        --set gamma=0.9999 --out runs/splice/base24_gamma9999
+
+The keys: ``gamma``, ``polyak`` (the target critic's Polyak coefficient), ``critic_lr`` (the learning rate of the Q
+networks and of a learned τ, SB3's ``learning_rate``; the sampler's optimizers keep theirs), ``gradient_steps``
+(gradient steps per env step), ``reward_scale``, ``policy_delay`` and ``target_entropy``.
+
 Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. ``--out`` names a folder laid
 out like a train_rl.py run: ``checkpoints/spliced.zip``, BASE's replay buffer beside it
 (``checkpoints/spliced_replay_buffer.pkl``; ``--buffer donor`` for DONOR's), and ``config.json``: BASE's run
@@ -37,6 +47,51 @@ sys.path.insert(0, str(ROOT))
 from softq_ugan.cli import error_line, fail  # noqa: E402  (the standard library only)
 
 PARTS = ("q", "sampler", "temperature")
+
+
+def _positive(x: float) -> bool:
+    return x > 0
+
+
+# --set KEY: (the SoftQ attribute it sets, its type, a check, what the check asks for)
+SETTINGS = {
+    "gamma": ("gamma", float, lambda x: 0 < x <= 1, "in (0, 1]"),
+    "polyak": ("tau", float, lambda x: 0 < x <= 1, "in (0, 1]"),
+    "critic_lr": ("learning_rate", float, _positive, "> 0"),
+    "gradient_steps": ("gradient_steps", int, _positive, ">= 1"),
+    "reward_scale": ("reward_scale", float, _positive, "> 0"),
+    "policy_delay": ("policy_delay", int, _positive, ">= 1"),
+    "target_entropy": ("target_entropy", float, lambda x: x == x, "a number"),
+}
+
+
+def parse_settings(items: list[str]) -> dict[str, float | int]:
+    """``["gamma=0.9999", ...]`` → ``{"gamma": 0.9999, ...}``, each key in :data:`SETTINGS` and its value checked."""
+    out: dict[str, float | int] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes KEY=VALUE, got '{item}'")
+        if key not in SETTINGS:
+            raise ValueError(f"unknown setting '{key}'; choose from: {', '.join(SETTINGS)}")
+        _, kind, ok, wanted = SETTINGS[key]
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise ValueError(f"--set {key} must be {'an integer' if kind is int else 'a number'} {wanted}, got '{text}'")
+        out[key] = value
+    return out
+
+
+def apply_settings(model, settings: dict[str, float | int]) -> None:
+    """Set each of ``settings`` (from :func:`parse_settings`) on the SoftQ ``model`` in place; a new critic_lr also
+    replaces the learning-rate schedule that ``train()`` reads (a constant, SB3's float schedule)."""
+    for key, value in settings.items():
+        setattr(model, SETTINGS[key][0], value)
+    if "critic_lr" in settings:
+        model._setup_lr_schedule()
 
 
 def optimizers(model, part: str) -> list[str]:
@@ -116,20 +171,33 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", help="SoftQ checkpoint .zip whose state the output keeps")
-    p.add_argument("donor", help="SoftQ checkpoint .zip whose --take parts replace BASE's, or 'fresh'")
-    p.add_argument("--take", nargs="+", required=True, metavar="PART", help=f"parts to take from DONOR: {', '.join(PARTS)}")
+    p.add_argument("donor", nargs="?", default=None,
+                   help="SoftQ checkpoint .zip whose --take parts replace BASE's, or 'fresh'")
+    p.add_argument("--take", nargs="+", default=[], metavar="PART", help=f"parts to take from DONOR: {', '.join(PARTS)}")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="settings",
+                   help=f"training settings to change: {', '.join(SETTINGS)}")
     p.add_argument("--out", required=True, help="output folder (a run folder: checkpoints/spliced.zip, config.json)")
     p.add_argument("--buffer", choices=("base", "donor", "none"), default="base",
                    help="whose saved replay buffer to copy beside the output (default base)")
     p.add_argument("--seed", type=int, default=0, help="with DONOR fresh: the seed of the new weights (default 0)")
     args = p.parse_args(argv)
+    if (args.donor is None) != (not args.take):
+        fail("a DONOR and --take go together (DONOR --take PART ...)")
+    if args.donor is None and not args.settings:
+        fail("nothing to change: give DONOR --take PART ..., or --set KEY=VALUE ...")
+    if args.donor is None and args.buffer == "donor":
+        fail("--buffer donor needs a DONOR")
+    try:
+        settings = parse_settings(args.settings)
+    except ValueError as e:
+        fail(str(e))
     for name in args.take:
         if name not in PARTS:
             fail(f"unknown part '{name}'; choose from: {', '.join(PARTS)}")
     fresh = args.donor == "fresh"
     if fresh and ("sampler" in args.take or args.buffer == "donor"):
         fail("a fresh donor applies to --take q and temperature only, and has no replay buffer")
-    for path in (args.base,) if fresh else (args.base, args.donor):
+    for path in (args.base,) if fresh or args.donor is None else (args.base, args.donor):
         if not Path(path).is_file():
             fail(f"checkpoint '{path}' does not exist")
     if Path(args.out).is_file():
@@ -140,25 +208,30 @@ def main(argv: list[str] | None = None) -> int:
     from train_rl import read_config, replay_buffer_candidates
 
     loaded = []
-    for path in (args.base, args.base if fresh else args.donor):
+    for path in (args.base,) if args.donor is None else (args.base, args.base if fresh else args.donor):
         try:
             loaded.append(SoftQ.load(path, device="cpu"))
         except Exception as e:  # an SB3 SAC checkpoint, a truncated file
             fail(f"cannot load {path} as a SoftQ checkpoint: {error_line(e)}")
-    base, donor = loaded
+    base, donor = loaded[0], loaded[-1]
     try:
         if fresh:
             reinitialise(donor, args.take, args.seed)
-        splice(base, donor, args.take)
+        if args.take:
+            splice(base, donor, args.take)
     except ValueError as e:
         fail(str(e))
+    apply_settings(base, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     base.save(out)
     config = read_config(Path(args.base).resolve().parent.parent)  # <run>/checkpoints/x.zip -> <run>/config.json
-    config["spliced"] = dict(base=str(args.base), donor=str(args.donor), take=list(args.take), buffer=args.buffer,
-                             **({"seed": args.seed} if fresh else {}))
+    config.update(settings)  # the run's settings as the fork trains them
+    config["spliced"] = dict(base=str(args.base), donor=args.donor and str(args.donor), take=list(args.take), buffer=args.buffer,
+                             **({"seed": args.seed} if fresh else {}), **({"set": settings} if settings else {}))
     (out.parent.parent / "config.json").write_text(json.dumps(config, indent=2))
-    line = f"wrote {out}: {Path(args.base).name} with {', '.join(args.take)} from {args.donor}"
+    changes = [f"{', '.join(args.take)} from {args.donor}"] if args.take else []
+    changes += [f"{k}={v}" for k, v in settings.items()]
+    line = f"wrote {out}: {Path(args.base).name} with {'; '.join(changes)}"
     if args.buffer != "none":
         source = args.base if args.buffer == "base" else args.donor
         buffer = next((b for b in replay_buffer_candidates(Path(source)) if b.is_file()), None)

@@ -532,6 +532,51 @@ def test_splice_checkpoint_takes_the_named_parts_and_resumes(tmp_path):
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
+
+def test_splice_checkpoint_set_changes_the_settings_a_fork_trains_with(tmp_path):
+    """splice_checkpoint.py BASE --set: the output trains with the new γ, Polyak coefficient, critic learning rate and
+    gradient steps (the critic optimizer's lr after a resumed update), keeps BASE's weights, and records the change in
+    its config; bad keys and values are one line."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from agents.softq import SoftQ
+
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", learning_starts=50, batch_size=16,
+                  seed=0, policy_kwargs=dict(net_arch=[16, 16]))
+    model.learn(100)
+    base = tmp_path / "r0" / "checkpoints" / "m0.zip"
+    model.save(base)
+    model.save_replay_buffer(base.with_name("m0_replay_buffer.pkl"))
+    (tmp_path / "r0" / "config.json").write_text(json.dumps({"env": "Pendulum-v1", "gamma": 0.99, "seed": 0}))
+    r = run("benchmarks/splice_checkpoint.py", str(base), "--set", "gamma=0.95", "polyak=0.02", "critic_lr=0.001",
+            "gradient_steps=2", "--out", str(tmp_path / "s"))
+    assert "with gamma=0.95; polyak=0.02; critic_lr=0.001; gradient_steps=2" in r.stdout, r.stdout
+    out = tmp_path / "s" / "checkpoints" / "spliced.zip"
+    data, _, _ = load_from_zip_file(out, load_data=True, device="cpu")
+    assert (data["gamma"], data["tau"], data["learning_rate"], data["gradient_steps"]) == (0.95, 0.02, 0.001, 2)
+    spliced = SoftQ.load(out, env=gym.make("Pendulum-v1"), device="cpu")
+    for name, value in spliced.policy.state_dict().items():
+        assert torch.equal(value, model.policy.state_dict()[name]), name
+    spliced.load_replay_buffer(out.with_name("spliced_replay_buffer.pkl"))
+    n_updates = spliced._n_updates
+    spliced.learn(5, reset_num_timesteps=False)
+    assert spliced.critic.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    assert spliced._n_updates - n_updates == 2 * 5  # two gradient steps per env step
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert config["gamma"] == 0.95 and config["spliced"]["set"]["critic_lr"] == 0.001 and config["spliced"]["donor"] is None
+    for extra, message in ((["--set", "gamma=1.5"], "gamma must be a number in (0, 1]"),
+                           (["--set", "polyak"], "takes KEY=VALUE"),
+                           (["--set", "lr=1"], "unknown setting 'lr'"),
+                           (["--set", "gradient_steps=0.5"], "must be an integer"),
+                           ([], "nothing to change"),
+                           (["--take", "q"], "a DONOR and --take go together"),
+                           (["--set", "gamma=0.9", "--buffer", "donor"], "needs a DONOR")):
+        bad = subprocess.run([sys.executable, "benchmarks/splice_checkpoint.py", str(base), *extra, "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
 def test_critic_landscape_compares_critics_at_the_same_states(tmp_path):
     """critic_landscape.py: a checkpoint against itself reads correlation 1, the same best action and no loss; against
     another run's critic it reads less than 1; the policy's deterministic action is within the Q spread of the best
