@@ -58,7 +58,9 @@ def cell(key: str, value) -> str:
     if key in ("resumed_from", "replay_buffer_from"):
         return short(value)
     if key == "spliced" and isinstance(value, dict):
-        return f"{short(value.get('base'))} + {' '.join(value.get('take', []))} of {short(value.get('donor'))}"
+        parts = [f"{' '.join(value['take'])} of {short(value.get('donor'))}"] if value.get("take") else []
+        parts += [f"{k}={v}" for k, v in value.get("set", {}).items()]  # splice_checkpoint.py --set
+        return f"{short(value.get('base'))} + {'; '.join(parts)}"
     return str(value)
 
 

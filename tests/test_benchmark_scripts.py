@@ -193,21 +193,26 @@ def test_runs_table_counts_a_forks_own_steps_and_names_its_sources(tmp_path):
     <run>/<file>, not whole paths."""
     source = "runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip"
     forks = {"new": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0, start=100000),
-             "old": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0)}
+             "old": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0),
+             "set": dict(evals=[[110000, 5.0], [120000, 6.0]], steps=120000, seconds=40.0, start=100000)}
     configs = {"new": dict(seed=1, resumed_from=source, replay_buffer_from=source.replace(
                    "ugan_100000_steps.zip", "ugan_replay_buffer_100000_steps.pkl").replace("ugan_24", "ugan_25")),
                "old": dict(seed=2, resumed_from="runs/splice/x/checkpoints/spliced.zip",
-                           spliced=dict(base=source, donor="fresh", take=["q"]))}
+                           spliced=dict(base=source, donor="fresh", take=["q"])),
+               "set": dict(seed=3, resumed_from="runs/splice/y/checkpoints/spliced.zip",
+                           spliced=dict(base=source, donor=None, take=[], set=dict(gamma=0.9999, polyak=0.01)))}
     for name, record in forks.items():
         run_dir = tmp_path / name / "Swimmer-v4" / "ugan_1"
         run_dir.mkdir(parents=True)
         (run_dir / "evals.json").write_text(json.dumps(record))
         (run_dir / "config.json").write_text(json.dumps(configs[name]))
     r = run("benchmarks/runs_table.py", *[str(tmp_path / n / "Swimmer-v4" / "ugan_1") for n in forks], "--every", "10000")
-    rows = [line for line in r.stdout.splitlines() if line.startswith(("| new", "| old"))]
+    rows = [line for line in r.stdout.splitlines() if line.startswith(("| new", "| old", "| set"))]
     assert rows[0].startswith("| new/ugan_1 | ugan_25/ugan_replay_buffer_100000_steps.pkl | ugan_24/ugan_100000_steps.zip | 1 | – |"), r.stdout
     assert rows[1].startswith("| old/ugan_1 | – | x/spliced.zip | 2 | ugan_24/ugan_100000_steps.zip + q of fresh |"), r.stdout
-    assert all(row.endswith("| never | 2.0 |") for row in rows), r.stdout  # 40 s over 20k steps, not over 120k
+    assert rows[2].startswith("| set/ugan_1 | – | y/spliced.zip | 3 | ugan_24/ugan_100000_steps.zip + gamma=0.9999; "
+                              "polyak=0.01 |"), r.stdout
+    assert len(rows) == 3 and all(row.endswith("| never | 2.0 |") for row in rows), r.stdout  # 40 s over 20k steps, not over 120k
 
 
 def test_runs_table_summary_pools_seeds_per_group(tmp_path):
