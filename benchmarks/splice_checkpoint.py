@@ -25,7 +25,8 @@ forked under another setting (``train_rl.py --resume`` keeps a checkpoint's sett
 
 The keys: ``gamma``, ``polyak`` (the target critic's Polyak coefficient), ``critic_lr`` (the learning rate of the Q
 networks and of a learned τ, SB3's ``learning_rate``; the sampler's optimizers keep theirs), ``gradient_steps``
-(gradient steps per env step), ``reward_scale``, ``policy_delay`` and ``target_entropy``.
+(gradient steps per env step), ``reward_scale``, ``policy_delay``, ``target_entropy`` and ``critic_pessimism`` (c of
+the soft value's and Boltzmann target's mean − c·std over critics; with two critics c = 1 is their minimum).
 
 Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. ``--out`` names a folder laid
 out like a train_rl.py run: ``checkpoints/spliced.zip``, BASE's replay buffer beside it
@@ -62,6 +63,8 @@ SETTINGS = {
     "reward_scale": ("reward_scale", float, _positive, "> 0"),
     "policy_delay": ("policy_delay", int, _positive, ">= 1"),
     "target_entropy": ("target_entropy", float, lambda x: x == x, "a number"),
+    # the policy's: the soft value and the Boltzmann target read mean − c·std over critics (policies.py)
+    "critic_pessimism": ("policy.critic_pessimism", float, lambda x: 0 <= x < float("inf"), ">= 0 (finite)"),
 }
 
 
@@ -89,7 +92,10 @@ def apply_settings(model, settings: dict[str, float | int]) -> None:
     """Set each of ``settings`` (from :func:`parse_settings`) on the SoftQ ``model`` in place; a new critic_lr also
     replaces the learning-rate schedule that ``train()`` reads (a constant, SB3's float schedule)."""
     for key, value in settings.items():
-        setattr(model, SETTINGS[key][0], value)
+        owner, _, name = SETTINGS[key][0].rpartition(".")
+        setattr(attr(model, owner) if owner else model, name, value)
+        if owner == "policy":  # a loaded model rebuilds its policy from policy_kwargs
+            model.policy_kwargs[name] = value
     if "critic_lr" in settings:
         model._setup_lr_schedule()
 

@@ -556,12 +556,13 @@ def test_splice_checkpoint_set_changes_the_settings_a_fork_trains_with(tmp_path)
     model.save_replay_buffer(base.with_name("m0_replay_buffer.pkl"))
     (tmp_path / "r0" / "config.json").write_text(json.dumps({"env": "Pendulum-v1", "gamma": 0.99, "seed": 0}))
     r = run("benchmarks/splice_checkpoint.py", str(base), "--set", "gamma=0.95", "polyak=0.02", "critic_lr=0.001",
-            "gradient_steps=2", "--out", str(tmp_path / "s"))
-    assert "with gamma=0.95; polyak=0.02; critic_lr=0.001; gradient_steps=2" in r.stdout, r.stdout
+            "gradient_steps=2", "critic_pessimism=2", "--out", str(tmp_path / "s"))
+    assert "with gamma=0.95; polyak=0.02; critic_lr=0.001; gradient_steps=2; critic_pessimism=2.0" in r.stdout, r.stdout
     out = tmp_path / "s" / "checkpoints" / "spliced.zip"
     data, _, _ = load_from_zip_file(out, load_data=True, device="cpu")
     assert (data["gamma"], data["tau"], data["learning_rate"], data["gradient_steps"]) == (0.95, 0.02, 0.001, 2)
     spliced = SoftQ.load(out, env=gym.make("Pendulum-v1"), device="cpu")
+    assert spliced.policy.critic_pessimism == 2.0 and model.policy.critic_pessimism is None
     for name, value in spliced.policy.state_dict().items():
         assert torch.equal(value, model.policy.state_dict()[name]), name
     spliced.load_replay_buffer(out.with_name("spliced_replay_buffer.pkl"))
