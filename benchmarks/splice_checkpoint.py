@@ -1,5 +1,6 @@
-"""Splice two SoftQ checkpoints: one run's networks with parts of another's, to tell which part of a training state
-carries its outcome (e.g. a Swimmer run stuck on the slow gait against one that leaves it).
+"""Splice two SoftQ checkpoints (one run's networks with parts of another's), or change a checkpoint's training
+settings, to tell which part of a training state, or which setting, carries its outcome (e.g. a Swimmer run stuck on
+the slow gait against one that leaves it).
 
     python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \\
         runs/a/Swimmer-v4/ugan_25/checkpoints/ugan_100000_steps.zip --take q --out runs/splice/base24_q25
