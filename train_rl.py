@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 if v is None and n not in RESUME_READS and getattr(args, n) is not None]
         if kept:
             print(f"note: {' '.join(kept)} not applied: a resumed run keeps its checkpoint's settings (start a new "
-                  f"run, or write a checkpoint with other settings with benchmarks/splice_checkpoint.py CKPT --set KEY=VALUE)", file=sys.stderr)
+                  f"run, or write the checkpoint with other settings: benchmarks/splice_checkpoint.py CKPT --set KEY=VALUE)", file=sys.stderr)
         if model.seed != args.seed:  # a fork: the same state, the new seed's random streams from here on
             print(f"continuing a seed-{model.seed} checkpoint with --seed {args.seed}: a new draw from its state",
                   file=sys.stderr)

@@ -21,7 +21,7 @@ applies to ``q`` and ``temperature`` only (the flows' initialisations are their 
 ``--set KEY=VALUE`` changes a training setting of the output (with or without a DONOR), so that one state can be
 forked under another setting (``train_rl.py --resume`` keeps a checkpoint's settings):
 
-    python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \
+    python benchmarks/splice_checkpoint.py runs/a/Swimmer-v4/ugan_24/checkpoints/ugan_100000_steps.zip \\
         --set gamma=0.9999 --out runs/splice/base24_gamma9999
 
 The keys: ``gamma``, ``polyak`` (the target critic's Polyak coefficient), ``critic_lr`` (the learning rate of the Q
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     base.save(out)
     config = read_config(Path(args.base).resolve().parent.parent)  # <run>/checkpoints/x.zip -> <run>/config.json
     config.update(settings)  # the run's settings as the fork trains them
-    config["spliced"] = dict(base=str(args.base), donor=args.donor and str(args.donor), take=list(args.take), buffer=args.buffer,
+    config["spliced"] = dict(base=str(args.base), donor=args.donor, take=list(args.take), buffer=args.buffer,
                              **({"seed": args.seed} if fresh else {}), **({"set": settings} if settings else {}))
     (out.parent.parent / "config.json").write_text(json.dumps(config, indent=2))
     changes = [f"{', '.join(args.take)} from {args.donor}"] if args.take else []
