@@ -84,7 +84,7 @@ def presets_text() -> str:
 # flags with no default that a resumed run still reads; every other such flag is a setting the checkpoint keeps
 RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
-              "schedule", "lambda0", "policy_delay", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
+              "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
               "generator_hidden", "shared_bridge_step", "critic_pessimism")
 
 
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "estimate on average, with a lower variance (benchmarks/results/soft_value.md)")
     p.add_argument("--policy-delay", type=int, default=None,
                    help="update the sampler after every N-th Q update (TD3's delay; default 1)")
+    p.add_argument("--sampler-steps", type=int, default=None, metavar="N",
+                   help="sampler (and τ) steps per sampler update, the extra ones on fresh minibatches (default 1)")
     p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma or a preset's)")
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
@@ -188,7 +190,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
-                 "policy_delay", "sampler_particles", "sampler_batch_size", "n_critics"):
+                 "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "n_critics"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.sampler_grad_clip is not None and not args.sampler_grad_clip >= 0:
@@ -294,7 +296,8 @@ def build_model(args: argparse.Namespace, env):
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   **({} if not args.value_qmc else dict(value_qmc=True)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
-                  policy_delay=pick("policy_delay"), **common)
+                  policy_delay=pick("policy_delay"),
+                  **({} if args.sampler_steps is None else dict(sampler_steps=args.sampler_steps)), **common)
     critics = dict(n_critics)
     if args.critic_pessimism is not None:  # no preset sets it
         critics["critic_pessimism"] = args.critic_pessimism

@@ -74,6 +74,9 @@ class SoftQ(OffPolicyAlgorithm):
     :param sampler_batch_size: states of each batch used for the sampler update (K particles each; the whole batch
         when it has fewer).
     :param policy_delay: update the sampler after every ``policy_delay``-th Q update (TD3's delay; 1: every one).
+    :param sampler_steps: sampler steps (each with its τ step) per sampler update: the first on the Q step's
+        minibatch, each further one on a fresh minibatch's states (1: SAC's one actor step per Q step; 2 gives the
+        sampler the updates of two gradient steps per env step while the critic keeps one).
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
     """
@@ -102,6 +105,7 @@ class SoftQ(OffPolicyAlgorithm):
         value_qmc: bool = False,
         sampler_batch_size: int = 64,
         policy_delay: int = 1,
+        sampler_steps: int = 1,
         action_noise: ActionNoise | None = None,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -122,6 +126,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError("value_qmc applies to the uniform and bridge proposals, not generator")
         if policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {policy_delay}")
+        if sampler_steps < 1:
+            raise ValueError(f"sampler_steps must be >= 1, got {sampler_steps}")
         if sampler_batch_size < 1:
             raise ValueError(f"sampler_batch_size must be >= 1, got {sampler_batch_size}")
         learned, initial_temperature = parse_temperature(temperature)
@@ -166,6 +172,7 @@ class SoftQ(OffPolicyAlgorithm):
         self.value_qmc = value_qmc
         self.sampler_batch_size = sampler_batch_size
         self.policy_delay = policy_delay
+        self.sampler_steps = sampler_steps
         if _init_setup_model:
             self._setup_model()
 
@@ -320,15 +327,21 @@ class SoftQ(OffPolicyAlgorithm):
                 logs.setdefault("train/proposal_loss", []).append(
                     self._update_fitted_proposal(data.next_observations, particles, log_w))
 
-            stats: dict[str, float] = {}
-            mean_log_pi = None
-            if (self._n_updates + i + 1) % self.policy_delay == 0:
-                trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
-                stats, mean_log_pi = self._update_sampler(data.observations[: self.sampler_states])
-            if self.log_temperature is not None:
-                stats_t = self._update_temperature(data.observations, mean_log_pi)
-                for key, value in stats_t.items():
-                    logs.setdefault(key, []).append(value)
+            n_sampler = self.sampler_steps if (self._n_updates + i + 1) % self.policy_delay == 0 else 0
+            for j in range(max(n_sampler, 1)):  # a delayed Q step still takes its τ step
+                obs = data.observations if j == 0 else \
+                    self.replay_buffer.sample(batch_size, env=self._vec_normalize_env).observations
+                stats: dict[str, float] = {}
+                mean_log_pi = None
+                if n_sampler:
+                    trainer.num_updates = self._n_updates + i  # the annealing clock counts Q updates
+                    stats, mean_log_pi = self._update_sampler(obs[: self.sampler_states])
+                if self.log_temperature is not None:
+                    stats_t = self._update_temperature(obs, mean_log_pi)
+                    for key, value in stats_t.items():
+                        logs.setdefault(key, []).append(value)
+                for key, value in stats.items():
+                    logs.setdefault(f"sampler/{key}", []).append(value)
             self._polyak_update()
 
             for key, value in (("train/q_loss", q_loss_value), ("train/soft_value", v_next.mean().item()),
@@ -337,8 +350,6 @@ class SoftQ(OffPolicyAlgorithm):
                                ("train/q_pessimistic",
                                 critic_q_min(q_values, self.policy.critic_pessimism).mean().item())):
                 logs.setdefault(key, []).append(value)
-            for key, value in stats.items():
-                logs.setdefault(f"sampler/{key}", []).append(value)
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

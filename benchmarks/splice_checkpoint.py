@@ -26,8 +26,10 @@ forked under another setting (``train_rl.py --resume`` keeps a checkpoint's sett
 
 The keys: ``gamma``, ``polyak`` (the target critic's Polyak coefficient), ``critic_lr`` (the learning rate of the Q
 networks and of a learned τ, SB3's ``learning_rate``; the sampler's optimizers keep theirs), ``gradient_steps``
-(gradient steps per env step), ``reward_scale``, ``policy_delay``, ``target_entropy`` and ``critic_pessimism`` (c of
-the soft value's and Boltzmann target's mean − c·std over critics; with two critics c = 1 is their minimum).
+(gradient steps per env step), ``reward_scale``, ``policy_delay``, ``sampler_steps`` (sampler and τ steps per sampler
+update, the extra ones on fresh minibatches), ``sampler_lr`` (every sampler optimizer's learning rate: the U-GAN's
+generator, critic D and bridge), ``target_entropy`` and ``critic_pessimism`` (c of the soft value's and Boltzmann
+target's mean − c·std over critics; with two critics c = 1 is their minimum).
 
 Everything else (step count, seed, settings, the fixed evaluation noise) is BASE's. ``--out`` names a folder laid
 out like a train_rl.py run: ``checkpoints/spliced.zip``, BASE's replay buffer beside it
@@ -63,6 +65,9 @@ SETTINGS = {
     "gradient_steps": ("gradient_steps", int, _positive, ">= 1"),
     "reward_scale": ("reward_scale", float, _positive, "> 0"),
     "policy_delay": ("policy_delay", int, _positive, ">= 1"),
+    "sampler_steps": ("sampler_steps", int, _positive, ">= 1"),
+    # every sampler optimizer's lr (the U-GAN's generator, critic D and bridge); its config and policy_kwargs too
+    "sampler_lr": ("policy.sampler_trainer", float, _positive, "> 0"),
     "target_entropy": ("target_entropy", float, lambda x: x == x, "a number"),
     # the policy's: the soft value and the Boltzmann target read mean − c·std over critics (policies.py)
     "critic_pessimism": ("policy.critic_pessimism", float, lambda x: 0 <= x < float("inf"), ">= 0 (finite)"),
@@ -93,12 +98,30 @@ def apply_settings(model, settings: dict[str, float | int]) -> None:
     """Set each of ``settings`` (from :func:`parse_settings`) on the SoftQ ``model`` in place; a new critic_lr also
     replaces the learning-rate schedule that ``train()`` reads (a constant, SB3's float schedule)."""
     for key, value in settings.items():
+        if key == "sampler_lr":
+            set_sampler_lr(model, value)
+            continue
         owner, _, name = SETTINGS[key][0].rpartition(".")
         setattr(attr(model, owner) if owner else model, name, value)
         if owner == "policy":  # a loaded model rebuilds its policy from policy_kwargs
             model.policy_kwargs[name] = value
     if "critic_lr" in settings:
         model._setup_lr_schedule()
+
+
+def set_sampler_lr(model, lr: float) -> None:
+    """Every sampler optimizer's learning rate (they keep it in their state, which a load restores), and the
+    sampler config's ``lr_*`` fields and ``policy_kwargs`` (which a load rebuilds the sampler from) to match."""
+    for path in optimizers(model, "sampler"):
+        for group in attr(model, path).param_groups:
+            group["lr"] = lr
+    config = model.policy.sampler_trainer.config
+    fields = [f for f in vars(config) if f == "lr" or f.startswith("lr_")]
+    for field in fields:
+        setattr(config, field, lr)
+    kwargs = model.policy_kwargs.setdefault("sampler_kwargs", {})
+    kwargs.update({f: lr for f in fields})
+    model.policy.sampler_kwargs.update({f: lr for f in fields})
 
 
 def optimizers(model, part: str) -> list[str]:

@@ -572,6 +572,20 @@ def test_splice_checkpoint_set_changes_the_settings_a_fork_trains_with(tmp_path)
     assert spliced._n_updates - n_updates == 2 * 5  # two gradient steps per env step
     config = json.loads((tmp_path / "s" / "config.json").read_text())
     assert config["gamma"] == 0.95 and config["spliced"]["set"]["critic_lr"] == 0.001 and config["spliced"]["donor"] is None
+    run("benchmarks/splice_checkpoint.py", str(base), "--set", "sampler_steps=2", "sampler_lr=0.002", "--out",
+        str(tmp_path / "t"))
+    sampled = SoftQ.load(tmp_path / "t" / "checkpoints" / "spliced.zip", env=gym.make("Pendulum-v1"), device="cpu")
+    sampled.load_replay_buffer(tmp_path / "t" / "checkpoints" / "spliced_replay_buffer.pkl")
+    trainer = sampled.sampler_trainer
+    calls, update = [], trainer.update
+    trainer.update = lambda *a, **k: (calls.append(1), update(*a, **k))[1]
+    n_updates = sampled._n_updates
+    sampled.learn(5, reset_num_timesteps=False)
+    assert sampled.sampler_steps == 2 and len(calls) == 2 * (sampled._n_updates - n_updates) == 10
+    lrs = {g["lr"] for o in (trainer.generator_optimizer, trainer.critic_optimizer, trainer.bridge_optimizer)
+           for g in o.param_groups}
+    assert lrs == {0.002} and trainer.config.lr_generator == trainer.config.lr_bridge == 0.002
+    assert sampled.critic.optimizer.param_groups[0]["lr"] == pytest.approx(model.learning_rate)  # the critic keeps its lr
     for extra, message in ((["--set", "gamma=1.5"], "gamma must be a number in (0, 1]"),
                            (["--set", "polyak"], "takes KEY=VALUE"),
                            (["--set", "lr=1"], "unknown setting 'lr'"),

@@ -120,6 +120,32 @@ def test_policy_delay_updates_the_sampler_every_nth_q_update(delay):
         SoftQ("MlpPolicy", "Pendulum-v1", policy_delay=0)
 
 
+@pytest.mark.parametrize("steps, delay", [(2, 1), (3, 2)])
+def test_sampler_steps_take_that_many_sampler_and_temperature_steps_per_sampler_update(steps, delay):
+    model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, sampler_steps=steps, policy_delay=delay, temperature="auto",
+                  sampler="maf", **SMALL)
+    trainer, contexts = model.sampler_trainer, []
+    update, step_q = trainer.update, model.critic.optimizer.step
+    q_steps, tau_steps = [], []
+
+    def recorded(log_prob, context):
+        contexts.append(context.clone())
+        return update(log_prob, context)
+
+    trainer.update = recorded
+    model.critic.optimizer.step = lambda *a, **k: (q_steps.append(1), step_q(*a, **k))[1]
+    step_tau = model.temperature_optimizer.step
+    model.temperature_optimizer.step = lambda *a, **k: (tau_steps.append(1), step_tau(*a, **k))[1]
+    model.learn(62)  # 12 Q updates after learning_starts=50
+    n_sampler = 12 // delay * steps
+    assert len(q_steps) == 12 and len(contexts) == n_sampler
+    assert len(tau_steps) == n_sampler + (12 - 12 // delay)  # a delayed Q step still steps τ once
+    for first, extra in zip(contexts[::steps], contexts[1::steps]):  # a further step takes a fresh minibatch's states
+        assert first.shape == extra.shape and not torch.equal(first, extra)
+    with pytest.raises(ValueError, match="sampler_steps must be >= 1"):
+        SoftQ("MlpPolicy", "Pendulum-v1", sampler_steps=0)
+
+
 @pytest.mark.parametrize("sampler_batch_size, states", [(16, 16), (64, 32)])  # SMALL's minibatch is 32
 def test_sampler_update_takes_its_states_from_the_q_minibatch(sampler_batch_size, states):
     model = SoftQ("MlpPolicy", "Pendulum-v1", seed=0, sampler_batch_size=sampler_batch_size, **SMALL)

@@ -81,6 +81,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--schedule", "cosine"], "unknown schedule 'cosine'"),
     (["--sampler", "svgd", "--lambda0", "1"], "not svgd"),
     (["--policy-delay", "0"], "--policy-delay must be positive"),
+    (["--sampler-steps", "0"], "--sampler-steps must be positive"),
     (["--sampler-particles", "0"], "--sampler-particles must be positive"),
     (["--sampler", "svgd", "--sampler-particles", "4"], "--sampler-particles applies to the U-GAN and MAF samplers"),
     (["--algo", "td3", "--policy-delay", "2"], "--policy-delay applies to --algo softq only"),
@@ -304,6 +305,22 @@ def test_n_critics_sets_the_number_of_q_networks_and_each_is_trained(algo):
     model.learn(40)
     for q, params in zip(model.policy.critic.q_networks, before):
         assert any(not torch.equal(p, p0) for p, p0 in zip(q.parameters(), params))
+
+
+def test_sampler_steps_reaches_the_model_and_its_record():
+    sys.path.insert(0, str(ROOT))
+    from train_rl import build_model, build_parser
+
+    from envs import make_env
+
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--sampler", "ugan", "--sampler-steps", "2",
+                                      "--steps", "500", "--learning-starts", "20", "--batch-size", "16"])
+    model, config = build_model(args, make_env("MultiGoal-v0", seed=0))
+    assert config["sampler_steps"] == 2 and model.sampler_steps == 2
+    calls, update = [], model.sampler_trainer.update
+    model.sampler_trainer.update = lambda *a, **k: (calls.append(1), update(*a, **k))[1]
+    model.learn(30)  # 10 Q updates after learning_starts=20
+    assert model._n_updates == 10 and len(calls) == 20
 
 
 def test_critic_pessimism_reaches_the_soft_value_and_survives_a_checkpoint(tmp_path):
