@@ -57,17 +57,39 @@ def _positive(x: float) -> bool:
     return x > 0
 
 
-# --set KEY: (the SoftQ attribute it sets, its type, a check, what the check asks for)
+def set_critic_lr(model, lr: float) -> None:
+    """SB3's ``learning_rate`` (the Q networks' and a learned τ's) and the schedule ``train()`` reads from it (a
+    constant, SB3's float schedule)."""
+    model.learning_rate = lr
+    model._setup_lr_schedule()
+
+
+def set_sampler_lr(model, lr: float) -> None:
+    """Every sampler optimizer's learning rate (they keep it in their state, which a load restores), and the
+    sampler config's ``lr_*`` fields and ``policy_kwargs`` (which a load rebuilds the sampler from) to match."""
+    for path in optimizers(model, "sampler"):
+        for group in attr(model, path).param_groups:
+            group["lr"] = lr
+    config = model.policy.sampler_trainer.config
+    fields = [f for f in vars(config) if f == "lr" or f.startswith("lr_")]
+    for field in fields:
+        setattr(config, field, lr)
+    new = {field: lr for field in fields}
+    model.policy_kwargs.setdefault("sampler_kwargs", {}).update(new)
+    model.policy.sampler_kwargs.update(new)
+
+
+# --set KEY: (the SoftQ attribute it sets, or a function (model, value) that sets it; its type, a check, what the
+# check asks for)
 SETTINGS = {
     "gamma": ("gamma", float, lambda x: 0 < x <= 1, "in (0, 1]"),
     "polyak": ("tau", float, lambda x: 0 < x <= 1, "in (0, 1]"),
-    "critic_lr": ("learning_rate", float, _positive, "> 0"),
+    "critic_lr": (set_critic_lr, float, _positive, "> 0"),
     "gradient_steps": ("gradient_steps", int, _positive, ">= 1"),
     "reward_scale": ("reward_scale", float, _positive, "> 0"),
     "policy_delay": ("policy_delay", int, _positive, ">= 1"),
     "sampler_steps": ("sampler_steps", int, _positive, ">= 1"),
-    # every sampler optimizer's lr (the U-GAN's generator, critic D and bridge); its config and policy_kwargs too
-    "sampler_lr": ("policy.sampler_trainer", float, _positive, "> 0"),
+    "sampler_lr": (set_sampler_lr, float, _positive, "> 0"),
     "target_entropy": ("target_entropy", float, lambda x: x == x, "a number"),
     # the policy's: the soft value and the Boltzmann target read mean − c·std over critics (policies.py)
     "critic_pessimism": ("policy.critic_pessimism", float, lambda x: 0 <= x < float("inf"), ">= 0 (finite)"),
@@ -95,33 +117,16 @@ def parse_settings(items: list[str]) -> dict[str, float | int]:
 
 
 def apply_settings(model, settings: dict[str, float | int]) -> None:
-    """Set each of ``settings`` (from :func:`parse_settings`) on the SoftQ ``model`` in place; a new critic_lr also
-    replaces the learning-rate schedule that ``train()`` reads (a constant, SB3's float schedule)."""
+    """Set each of ``settings`` (from :func:`parse_settings`) on the SoftQ ``model`` in place."""
     for key, value in settings.items():
-        if key == "sampler_lr":
-            set_sampler_lr(model, value)
+        target = SETTINGS[key][0]
+        if callable(target):
+            target(model, value)
             continue
-        owner, _, name = SETTINGS[key][0].rpartition(".")
+        owner, _, name = target.rpartition(".")
         setattr(attr(model, owner) if owner else model, name, value)
         if owner == "policy":  # a loaded model rebuilds its policy from policy_kwargs
             model.policy_kwargs[name] = value
-    if "critic_lr" in settings:
-        model._setup_lr_schedule()
-
-
-def set_sampler_lr(model, lr: float) -> None:
-    """Every sampler optimizer's learning rate (they keep it in their state, which a load restores), and the
-    sampler config's ``lr_*`` fields and ``policy_kwargs`` (which a load rebuilds the sampler from) to match."""
-    for path in optimizers(model, "sampler"):
-        for group in attr(model, path).param_groups:
-            group["lr"] = lr
-    config = model.policy.sampler_trainer.config
-    fields = [f for f in vars(config) if f == "lr" or f.startswith("lr_")]
-    for field in fields:
-        setattr(config, field, lr)
-    kwargs = model.policy_kwargs.setdefault("sampler_kwargs", {})
-    kwargs.update({f: lr for f in fields})
-    model.policy.sampler_kwargs.update({f: lr for f in fields})
 
 
 def optimizers(model, part: str) -> list[str]:
