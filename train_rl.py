@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from softq_ugan.cli import checkpoint_data, error_line, fail
+from softq_ugan.cli import build_info, checkpoint_data, error_line, fail
 
 # per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
@@ -351,7 +351,16 @@ def resumed_config(run_dir: Path, checkpoint: Path, seed: int, steps: int) -> di
         config["resumed_from"] = str(checkpoint)
     if config.keys() - {"resumed_from"}:  # settings known: this run's seed and steps beside them
         config.update(seed=seed, steps=steps)
+    config.setdefault("builds", [{}])  # the checkpoint's stretch ran before builds were recorded: {} is "not recorded"
     return config
+
+
+def with_build(builds: list[dict] | None) -> list[dict]:
+    """A run's ``builds`` record with this sitting's :func:`build_info` added where it differs from the last one: the
+    software each stretch of the run computed with (a rerun on another build is another run)."""
+    build = build_info()
+    builds = list(builds or [])
+    return builds if builds and builds[-1] == build else [*builds, build]
 
 
 def enlarge_replay_buffer(model, size: int) -> bool:
@@ -479,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             fail(str(e))
         config = dict(env=args.env, algo=args.algo, steps=args.steps, seed=args.seed, device=args.device, **config)
+    config["builds"] = with_build(config.get("builds"))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     model.set_logger(logger)

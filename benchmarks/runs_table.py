@@ -32,7 +32,7 @@ import statistics
 import sys
 from pathlib import Path
 
-SKIP = {"device", "steps", "buffer_size"}  # bookkeeping, not settings
+SKIP = {"device", "steps", "buffer_size", "builds"}  # bookkeeping, not settings
 
 
 def load(run: Path) -> dict:

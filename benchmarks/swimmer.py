@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import write_json  # noqa: E402
+from softq_ugan.cli import build_info, build_text, write_json  # noqa: E402
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
 from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
@@ -53,27 +53,6 @@ def settings(model) -> dict:
 FAST_GAIT = 300.0  # the eval return of Swimmer's fast gait: the issue's bar and the report's "≥ 300" columns
 TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_mean", "train/soft_value", "train/q_loss",
               "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
-
-
-BUILD_PACKAGES = ("torch", "mujoco", "stable_baselines3", "gymnasium", "numpy")
-
-
-def build_info() -> dict:
-    """What a sitting's numbers rest on besides the code: the versions of the packages the runs compute with and the
-    instruction set torch's CPU kernels picked. Two sittings of the same seed and code agree to the bit only where
-    these agree (SAC's runs diverged between sittings once; session 34)."""
-    import importlib
-
-    import torch
-
-    info = {name: importlib.import_module(name).__version__ for name in BUILD_PACKAGES}
-    return {**info, "cpu": torch.backends.cpu.get_cpu_capability()}
-
-
-def build_text(build: dict | None) -> str:
-    if not build:
-        return "not recorded"
-    return ", ".join(f"{k} {v}" for k, v in build.items() if k != "cpu") + f"; CPU kernels {build.get('cpu', '?')}"
 
 
 def first_fast(log: dict) -> int | None:

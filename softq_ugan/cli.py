@@ -45,6 +45,34 @@ def checkpoint_data(path: str | Path) -> dict:
         raise ValueError(f"{path}: not an SB3 checkpoint ({e})") from None
 
 
+BUILD_PACKAGES = ("torch", "mujoco", "stable_baselines3", "gymnasium", "numpy")
+
+
+def build_info() -> dict:
+    """What a run's numbers rest on besides the code and the seed: the installed versions of the packages it computes
+    with (read from their metadata, none imported; one not installed is left out) and the instruction set torch's CPU
+    kernels picked. Two runs of the same seed and code agree to the bit only where these agree (SAC's runs diverged
+    between benchmark sittings once; a Swimmer run of session 32 did not come back on another build in session 38)."""
+    from importlib import metadata
+
+    import torch
+
+    info = {}
+    for name in BUILD_PACKAGES:
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {**info, "cpu": torch.backends.cpu.get_cpu_capability()}
+
+
+def build_text(build: dict | None) -> str:
+    """A :func:`build_info` record as one line ("not recorded" for none)."""
+    if not build:
+        return "not recorded"
+    return ", ".join(f"{k} {v}" for k, v in build.items() if k != "cpu") + f"; CPU kernels {build.get('cpu', '?')}"
+
+
 def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
     """The options every trainer CLI ends with: data cap, seed, threads, output folder, quiet."""
     parser.add_argument("--max-train", type=int, default=None, help="use at most this many training images (tests)")

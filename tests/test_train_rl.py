@@ -177,6 +177,14 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert len(record["wall"]) == 2 and 0 < record["wall"][0] <= record["wall"][1] == pytest.approx(record["seconds"], abs=1e-3)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["gamma"] == 0.999 and config["buffer_size"] == 300  # zoo's SAC γ; a buffer sized to --steps
+    import torch
+
+    from softq_ugan.cli import build_info
+
+    build = build_info()  # the software the run computed with, one entry per build its stretches ran on
+    assert config["builds"] == [build] and build["torch"] == torch.__version__ and build["cpu"]
+    other = {**build, "torch": "0.0.1"}  # as if its first stretch had run on another torch
+    (run_dir / "config.json").write_text(json.dumps({**config, "builds": [other]}))
     ckpt = run_dir / "checkpoints" / "eval.zip"
     assert ckpt.exists() and (run_dir / "checkpoints" / "eval_replay_buffer.pkl").exists()
     r = subprocess.run(CMD + ["--steps", "450", "--resume", str(ckpt), *args], capture_output=True, text=True,
@@ -188,7 +196,8 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert re.search(r"with its replay buffer \((299|300) transitions\)", r.stderr), r.stderr  # 299: saved before step 300's
     # the first run's buffer was sized to its --steps 300; asking for 450 enlarges it, every transition kept
     assert "replay buffer had 300 slots (its run's --buffer-size); enlarged to 450" in r.stderr, r.stderr
-    assert json.loads((run_dir / "config.json").read_text())["buffer_size"] == 450
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["buffer_size"] == 450 and config["builds"] == [other, build]  # this stretch's build added
     from stable_baselines3 import SAC
 
     resumed = SAC.load(ckpt)
@@ -221,6 +230,7 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     assert source["algo"] == "sac" and source["env"] == "MultiGoal-v0"
     assert forked.pop("buffer_size") == 350 and source.pop("buffer_size") == 450  # each run's own
     assert forked == {**source, "seed": 7, "steps": 350, "resumed_from": str(numbered)}, forked
+    assert forked["builds"] == [other, build]  # a resumed stretch on the same build adds none
     r = subprocess.run(CMD + ["--steps", "350", "--resume", str(numbered), "--seed", "8", *args[:-3], *fork, "--quiet"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
