@@ -8,6 +8,7 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+unshared sac --no-profile   # --no-shared-bridge-step
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+old sac ugan ugan+old --no-profile   # 256 x 1 vs 64 x 4
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan+ss2 sac ugan ugan+ss2 --no-profile   # --sampler-steps 2
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -35,6 +36,7 @@ PRESET_FLAGS = ("sampler_particles", "sampler_batch_size")  # passed on to train
 # anchor + noclip + b256 from session 31 on)
 MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], "unshared": ["--no-shared-bridge-step"],
              "critics3": ["--n-critics", "3"], "noclip": ["--sampler-grad-clip", "0"],
+             "ss2": ["--sampler-steps", "2"],  # two sampler and τ steps per Q step (session 38)
              "b256": ["--sampler-batch-size", "256", "--sampler-particles", "1"],  # b256: SAC's actor batch, 256 × 1
              # old: the preset of sessions 22-30 (64 states × 4 samples, the 10-norm clip, no anchor)
              "old": ["--no-bridge-anchor", "--sampler-grad-clip", "10", "--sampler-batch-size", "64",
@@ -49,7 +51,8 @@ def main() -> None:
                    help="sac, or a SoftQ sampler with an optional /N for policy_delay=N (ugan/2); with --preset, "
                         "ugan+anchor (or ugan+anchor/2) adds train_rl.py's --bridge-anchor, ugan+shared its "
                         "--shared-bridge-step (ugan+anchor+shared both), ugan+unshared --no-shared-bridge-step, "
-                        "ugan+critics3 --n-critics 3, ugan+noclip --sampler-grad-clip 0, ugan+b256 "
+                        "ugan+critics3 --n-critics 3, ugan+noclip --sampler-grad-clip 0, ugan+ss2 --sampler-steps 2, "
+                        "ugan+b256 "
                         "--sampler-batch-size 256 --sampler-particles 1 (SAC's actor batch), ugan+old the preset of "
                         "sessions 22-30 (--no-bridge-anchor --sampler-grad-clip 10, 64 states x 4 samples)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")

@@ -398,6 +398,8 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, flags)
     assert model.sampler_trainer.config.max_grad_norm is None
     assert model.sampler_states == 256 and model.sampler_trainer.config.batch_size == 1
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, MODIFIERS["ss2"])
+    assert model.sampler_steps == 2 and model.gradient_steps == 1  # ugan+ss2: the sampler's second step alone
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000, MODIFIERS["old"])
     assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # ugan+old: sessions 22-30's preset
     assert model.sampler_trainer.config.max_grad_norm == 10.0
@@ -405,7 +407,7 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +b256 +old apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +ss2 +b256 +old apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
 
 
 def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
