@@ -363,6 +363,21 @@ def with_build(builds: list[dict] | None) -> list[dict]:
     return builds if builds and builds[-1] == build else [*builds, build]
 
 
+def keep_progress(run_dir: Path, step: int) -> Path | None:
+    """Move a run folder's ``progress.csv`` to ``progress_before_<step>.csv`` (``step``: where the resumed stretch
+    starts) so that the new stretch's CSV logger does not overwrite it; returns the new path (None: nothing to keep).
+    ``benchmarks/runs_table.py`` reads the pieces back as one log."""
+    old = run_dir / "progress.csv"
+    if not old.is_file() or old.stat().st_size == 0:
+        return None
+    kept = run_dir / f"progress_before_{step}.csv"
+    n = 1
+    while kept.exists():  # resumed twice from the same step: keep both
+        kept, n = run_dir / f"progress_before_{step}_{n}.csv", n + 1
+    old.rename(kept)
+    return kept
+
+
 def enlarge_replay_buffer(model, size: int) -> bool:
     """Give ``model`` a replay buffer of ``size`` slots holding its current transitions, oldest first (a resumed run
     that asks for more steps than its checkpoint's buffer has slots keeps every transition). Returns False, changing
@@ -490,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         config = dict(env=args.env, algo=args.algo, steps=args.steps, seed=args.seed, device=args.device, **config)
     config["builds"] = with_build(config.get("builds"))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if args.resume:  # SB3's CSV logger starts progress.csv afresh: the earlier stretches' rows are kept beside it
+        keep_progress(run_dir, model.num_timesteps)
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     model.set_logger(logger)
     for fmt in logger.output_formats:

@@ -125,18 +125,27 @@ def summary(runs: list[dict], at: int, threshold: float) -> str:
 
 def scalar_log(run: dict) -> list[tuple[int, dict]]:
     """A run's logged training scalars, (step, {key: value}) oldest first: evals.json's ``train`` (one entry per
-    evaluation, benchmarks/swimmer.py) or else progress.csv (train_rl.py, SB3's CSV logger); empty if neither."""
+    evaluation, benchmarks/swimmer.py) or else progress.csv (train_rl.py, SB3's CSV logger), after a resumed run's
+    earlier stretches; empty if neither."""
     train = run["record"].get("train")
     if train is not None:
         return [(int(t), values) for t, values in train]
-    csv_file = run["run"] / "progress.csv"
-    if not csv_file.is_file():
-        return []
     import csv
+    import re
 
-    with csv_file.open() as f:
-        return [(int(float(r["time/total_timesteps"])), {k: v for k, v in r.items() if v})  # numbers read on use
-                for r in csv.DictReader(f) if r.get("time/total_timesteps")]
+    # a resumed run's earlier stretches, progress_before_<step>.csv (train_rl.keep_progress), then progress.csv
+    pieces = sorted((int(m.group(1)), int(m.group(2) or 0), p) for p in run["run"].glob("progress_before_*.csv")
+                    if (m := re.fullmatch(r"progress_before_(\d+)(?:_(\d+))?\.csv", p.name)))
+    log: list[tuple[int, dict]] = []
+    for csv_file in [p for *_, p in pieces] + [run["run"] / "progress.csv"]:
+        if not csv_file.is_file():
+            continue
+        with csv_file.open() as f:
+            rows = [(int(float(r["time/total_timesteps"])), {k: v for k, v in r.items() if v})  # numbers read on use
+                    for r in csv.DictReader(f) if r.get("time/total_timesteps")]
+        if rows:  # an earlier stretch's rows past where this one resumed were superseded by it
+            log = [x for x in log if x[0] < rows[0][0]] + rows
+    return log
 
 
 def value_at(log: list[tuple[int, dict]], key: str, step: int) -> float | None:

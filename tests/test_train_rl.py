@@ -160,6 +160,18 @@ def test_sigint_saves_checkpoint_and_resume_continues(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"resumed from {last} at step {stopped_at}" in r.stderr
     assert SoftQ.load(last).num_timesteps == stopped_at + 150
+    # the first stretch's CSV log is kept beside the new one (SB3's logger starts progress.csv afresh), and
+    # runs_table reads the two as one log
+    import csv
+
+    kept = run_dir / f"progress_before_{stopped_at}.csv"
+    first, second = ([int(float(row["time/total_timesteps"])) for row in csv.DictReader(f.open())
+                      if row.get("time/total_timesteps")] for f in (kept, run_dir / "progress.csv"))
+    assert first and second and max(first) <= stopped_at < min(second), (first, second)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from runs_table import load, scalar_log
+
+    assert [t for t, _ in scalar_log(load(run_dir))] == first + second
 
 
 def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
