@@ -363,19 +363,18 @@ def with_build(builds: list[dict] | None) -> list[dict]:
     return builds if builds and builds[-1] == build else [*builds, build]
 
 
-def keep_progress(run_dir: Path, step: int) -> Path | None:
+def keep_progress(run_dir: Path, step: int) -> None:
     """Move a run folder's ``progress.csv`` to ``progress_before_<step>.csv`` (``step``: where the resumed stretch
-    starts) so that the new stretch's CSV logger does not overwrite it; returns the new path (None: nothing to keep).
-    ``benchmarks/runs_table.py`` reads the pieces back as one log."""
+    starts) so that the new stretch's CSV logger does not overwrite it. ``benchmarks/runs_table.py`` reads the pieces
+    back as one log."""
     old = run_dir / "progress.csv"
     if not old.is_file() or old.stat().st_size == 0:
-        return None
+        return
     kept = run_dir / f"progress_before_{step}.csv"
     n = 1
     while kept.exists():  # resumed twice from the same step: keep both
         kept, n = run_dir / f"progress_before_{step}_{n}.csv", n + 1
     old.rename(kept)
-    return kept
 
 
 def enlarge_replay_buffer(model, size: int) -> bool:

@@ -246,8 +246,7 @@ def test_sac_baseline_records_evals_and_resumes_from_eval_checkpoint(tmp_path):
     r = subprocess.run(CMD + ["--steps", "350", "--resume", str(numbered), "--seed", "8", *args[:-3], *fork, "--quiet"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    import torch  # two forks of one state train differently (they once shared the checkpoint's random streams)
-
+    # two forks of one state train differently (they once shared the checkpoint's random streams)
     seven, eight = (SAC.load(tmp_path / "fork" / "MultiGoal-v0" / f"sac_{k}" / "checkpoints" / "last.zip")
                     for k in (7, 8))
     assert not torch.equal(seven.actor.mu.weight, eight.actor.mu.weight)
