@@ -66,7 +66,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from stable_baselines3 import SAC
 
-    from agents import SoftQ
+    from agents import SAMPLERS, SoftQ
     from envs import make_env
     from softq_ugan.cli import fail
 
@@ -76,6 +76,10 @@ def main() -> None:
     for name in args.agents:
         sampler, _, delay = name.partition("/")
         base, *mods = sampler.split("+")
+        baselines = ("sac", "td3") if args.preset else ("sac",)  # td3 as train_rl.py builds it
+        if base not in (*baselines, *SAMPLERS):
+            fail(f"--agents {name}: unknown agent '{base}'; choose {' or '.join(baselines)} or a SoftQ sampler: "
+                 f"{', '.join(sorted(SAMPLERS))}")
         if mods and not (args.preset and base.startswith("ugan") and set(mods) <= set(MODIFIERS)):
             fail(f"--agents {name}: the modifiers +{' +'.join(MODIFIERS)} apply to a U-GAN sampler with --preset only, e.g. "
                  "ugan+anchor")

@@ -277,10 +277,12 @@ def main() -> None:
                         "own --name; a run keeps the flags it started with)")
     args = p.parse_args()
     flags = args.flags.split()
-    RESULTS = Path(args.results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
+    if min(args.seeds) < 0:
+        p.error(f"--seeds must be >= 0 (gymnasium's reset seeds are), got {min(args.seeds)}")
+    RESULTS = Path(args.results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     run_root = RESULTS / args.name
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/swimmer.py", *(a for a in sys.argv[1:] if a != "--report-only")])

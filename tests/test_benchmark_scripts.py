@@ -69,6 +69,14 @@ def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path)
         assert r.returncode == 2 and message in r.stderr and "runs to do" not in r.stdout, r.stderr[-2000:]
 
 
+@pytest.mark.parametrize("flags", [["--seeds", "0", "-1"], ["--steps", "0"]])
+def test_swimmer_benchmark_refuses_bad_seeds_and_steps_before_writing(tmp_path, flags):
+    r = subprocess.run([sys.executable, "benchmarks/swimmer.py", "--results", str(tmp_path / "r"), *flags],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("swimmer.py: error: --s"), r.stderr[-2000:]
+    assert not (tmp_path / "r").exists()  # nothing written, no worker started
+
+
 def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
     """A run stopped during its cheap warm-up would drag the median cost down; it counts only while none finished."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -374,6 +382,14 @@ def test_profile_softq_refuses_a_policy_delay_it_cannot_apply(agent):
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
     assert f"--agents {agent}: /N" in r.stderr and "ms per gradient step" not in r.stdout  # refused before any timing
+
+
+@pytest.mark.parametrize("flags", [["--agents", "sac", "foo"], ["--agents", "td3"], ["--preset", "--agents", "ugan+ss2", "gan"]])
+def test_profile_softq_refuses_an_unknown_agent_before_any_timing(flags):
+    r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *flags], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr[-2000:]
+    assert "unknown agent" in r.stderr and "ms per gradient step" not in r.stdout
 
 
 def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewhere():

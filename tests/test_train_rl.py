@@ -75,6 +75,7 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--env", "Swimer-v4"], "did you mean: Swimmer-v4"),
     (["--env", "CartPole-v1"], "Discrete action space"),
     (["--steps", "-5"], "--steps must be positive"),
+    (["--seed", "-1"], "--seed must be >= 0"),
     (["--sampler", "hmc"], "unknown sampler 'hmc'"),
     (["--algo", "ppo"], "unknown algo 'ppo'"),
     (["--algo", "sac", "--reward-scale", "3"], "--reward-scale applies to --algo softq only"),
