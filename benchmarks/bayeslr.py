@@ -188,6 +188,12 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a sentence added to the report's budget paragraph (e.g. the wall time)")
     args = p.parse_args()
+    from softq_ugan.cli import check_args
+    from softq_ugan.data.tabular import DATASETS
+
+    check_args(positive={"--ugan-steps": args.ugan_steps, "--svgd-steps": args.svgd_steps,
+                         "--sgld-steps": args.sgld_steps, "--jobs": args.jobs},
+               seeds=args.seeds, names={"--datasets": (args.datasets, DATASETS)})
     argv = [a for a in sys.argv[1:] if a != "--report-only"]
     if "--note" in argv:
         del argv[argv.index("--note"):argv.index("--note") + 2]

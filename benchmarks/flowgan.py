@@ -30,6 +30,14 @@ PAPER = {  # FG Table 1 (MNIST, NICE): best MODE score, test NLL in nats
 }
 
 
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def run_one(data: str, flow: str, objective: str, seed: int, steps: int, lr: float, eval_every: int, out: Path) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"
     from softq_ugan.flowgan import build_parser, run
@@ -107,6 +115,20 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
+    from softq_ugan.cli import check_args, fail
+    from softq_ugan.data.images import DATASETS
+    from softq_ugan.flowgan import OBJECTIVES
+    from softq_ugan.flows.couplings import FLOWS
+
+    check_args(positive={"--steps": args.steps, "--eval-every": args.eval_every, "--jobs": args.jobs}, seeds=args.seeds,
+               names={"--data": (args.data, DATASETS), "--flow": (args.flow, FLOWS),
+                      "--objectives": ([o.partition(":")[0] for o in args.objectives], OBJECTIVES)})
+    for objective in args.objectives:
+        lam = objective.partition(":")[2]
+        if lam and not is_number(lam):
+            fail(f"--objectives {objective}: the weight after ':' must be a number, e.g. hybrid:0.1")
+    if not args.lr > 0:
+        fail(f"--lr must be positive, got {args.lr}")
     run_dir = RESULTS / "flowgan"
     todo = []
     for objective in args.objectives:

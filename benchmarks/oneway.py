@@ -138,6 +138,11 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
+    from softq_ugan.cli import check_args
+    from softq_ugan.targets import TARGETS
+
+    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds=args.seeds,
+               names={"--targets": (args.targets, list(TARGETS))})
     run_dir = RESULTS / "oneway"
     extra = ["--steps", str(args.steps), *args.extra.split()]
     todo = [(t, s, run_dir / f"{t}_{s}") for t in args.targets for s in args.seeds if not (run_dir / f"{t}_{s}" / "metrics.json").exists()]

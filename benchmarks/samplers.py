@@ -129,6 +129,8 @@ def main() -> None:
     RESULTS = Path(args.results)
     if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
         p.error("--steps, --episodes and --jobs must be positive")
+    if min(args.seeds) < 0:
+        p.error(f"--seeds must be >= 0 (gymnasium's reset seeds are), got {min(args.seeds)}")
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/samplers.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     if not args.report_only:

@@ -33,6 +33,8 @@ def main() -> None:
     p.add_argument("--logdir", default="runs")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    if min(args.steps, args.eval_every, args.threads) < 1 or args.seed < 0:
+        p.error("--steps, --eval-every and --threads must be >= 1 and --seed >= 0")
     torch.set_num_threads(args.threads)
 
     from stable_baselines3.common.callbacks import EvalCallback

@@ -28,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.cli import fail  # noqa: E402
 from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
 
@@ -101,7 +102,7 @@ def replay_buffer_of(ckpt: Path) -> Path:
     for name in names:
         if (ckpt.parent / name).is_file():
             return ckpt.parent / name
-    sys.exit(f"error: no replay buffer beside {ckpt} (looked for {', '.join(names)})")
+    fail(f"no replay buffer beside {ckpt} (looked for {', '.join(names)})")
 
 
 def main() -> None:
@@ -121,10 +122,15 @@ def main() -> None:
     from agents import SoftQ
 
     if args.labels and len(args.labels) != len(args.checkpoints):
-        sys.exit(f"error: {len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
+        fail(f"{len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
+    for flag, value in (("--states", args.states), ("--repeats", args.repeats), ("--particles", min(args.particles))):
+        if value < 1:
+            fail(f"{flag} must be >= 1, got {value}")
+    if args.refit < 0:
+        fail(f"--refit must be >= 0 steps, got {args.refit}")
     for ckpt in args.checkpoints:
         if not Path(ckpt).is_file():
-            sys.exit(f"error: checkpoint {ckpt} does not exist")
+            fail(f"checkpoint {ckpt} does not exist")
     rows, ratios = [], []
     for i, ckpt in enumerate(args.checkpoints):
         model = SoftQ.load(ckpt, device="cpu")

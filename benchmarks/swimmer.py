@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import build_info, build_text, write_json  # noqa: E402
+from softq_ugan.cli import build_info, build_text, check_args, write_json  # noqa: E402
 from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
 from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
@@ -279,8 +279,7 @@ def main() -> None:
     flags = args.flags.split()
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
-    if min(args.seeds) < 0:
-        p.error(f"--seeds must be >= 0 (gymnasium's reset seeds are), got {min(args.seeds)}")
+    check_args(positive={"--jobs": args.jobs}, seeds=args.seeds)
     RESULTS = Path(args.results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     run_root = RESULTS / args.name

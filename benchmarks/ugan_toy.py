@@ -110,6 +110,11 @@ def main() -> None:
     p.add_argument("--name", default="ugan_toy", help="results name (folder and .md)")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
+    from softq_ugan.cli import check_args
+    from softq_ugan.targets import TARGETS
+
+    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds=args.seeds,
+               names={"--targets": (args.targets, list(TARGETS))})
     for m in args.methods:
         if ":" not in m or m.split(":")[1] not in LAMBDA0:
             p.error(f"method '{m}' must be method:schedule with schedule in {sorted(LAMBDA0)}")

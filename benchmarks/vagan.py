@@ -166,6 +166,16 @@ def main() -> None:
                    help="markdown output (default results/vagan.md for fashion, vagan_<data>.md otherwise; _lam<λ0> for λ0 ≠ 1)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further arguments for softq_ugan.vagan")
     args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from softq_ugan.cli import check_args
+    from softq_ugan.data.images import DATASETS
+    from softq_ugan.vagan import LOSSES
+
+    check_args(positive={"--iters": args.iters, "--eval-every": args.eval_every, "--eval-samples": args.eval_samples,
+                         "--wgan-critic-steps": args.wgan_critic_steps, "--jobs": args.jobs}, seeds=args.seeds,
+               names={"--data": (args.data, DATASETS), "--losses": (args.losses, LOSSES),
+                      "--schedules": (args.schedules, list(SCHEDULE_TO_COLUMNS)),
+                      "--time-data": ([args.time_data] if args.time_data else [], DATASETS)})
     lam = "" if args.lambda0 == 1 else f"_lam{args.lambda0:g}"  # names of the report and the curves
     if args.report is None:
         args.report = str(RESULTS / f"vagan{'' if args.data == 'fashion' else f'_{args.data}'}{lam}.md")

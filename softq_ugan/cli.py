@@ -23,6 +23,24 @@ def error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def check_args(positive: dict[str, Any] | None = None, seeds: Any = None,
+               names: dict[str, tuple[Any, Any]] | None = None) -> None:
+    """:func:`fail` on the first bad command-line value, before a script writes or starts anything: ``positive`` maps
+    a flag to its value (None: not given), which must be >= 1; ``seeds`` (an int or a list, None: not given) must be
+    >= 0, as gymnasium's reset seeds are; ``names`` maps a flag to (its value or values, the known names)."""
+    for flag, value in (positive or {}).items():
+        if value is not None and not value >= 1:
+            fail(f"{flag} must be >= 1, got {value}")
+    if seeds is not None:
+        for seed in [seeds] if isinstance(seeds, int) else seeds:
+            if seed < 0:
+                fail(f"seeds must be >= 0 (gymnasium's reset seeds are), got {seed}")
+    for flag, (values, known) in (names or {}).items():
+        for value in [values] if isinstance(values, str) else values:
+            if value not in known:
+                fail(f"{flag}: unknown name '{value}'; choose from: {', '.join(known)}")
+
+
 def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
     """Write ``record`` as JSON to ``path`` through a temporary file and a rename, so that a run killed mid-write
     leaves the previous file whole (the runs and benchmarks resume from what their JSON says)."""

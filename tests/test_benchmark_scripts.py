@@ -69,12 +69,54 @@ def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path)
         assert r.returncode == 2 and message in r.stderr and "runs to do" not in r.stdout, r.stderr[-2000:]
 
 
-@pytest.mark.parametrize("flags", [["--seeds", "0", "-1"], ["--steps", "0"]])
-def test_swimmer_benchmark_refuses_bad_seeds_and_steps_before_writing(tmp_path, flags):
+@pytest.mark.parametrize("flags, message", [(["--seeds", "0", "-1"], "error: seeds must be >= 0"),
+                                           (["--steps", "0"], "swimmer.py: error: --steps and --eval-every must be"),
+                                           (["--jobs", "0"], "error: --jobs must be >= 1, got 0")])
+def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_path, flags, message):
     r = subprocess.run([sys.executable, "benchmarks/swimmer.py", "--results", str(tmp_path / "r"), *flags],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("swimmer.py: error: --s"), r.stderr[-2000:]
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(message), r.stderr[-2000:]
     assert not (tmp_path / "r").exists()  # nothing written, no worker started
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("bayeslr.py", ["--datasets", "heart", "foo"], "--datasets: unknown name 'foo'; choose from: "),
+    ("bayeslr.py", ["--ugan-steps", "0"], "--ugan-steps must be >= 1, got 0"),
+    ("flowgan.py", ["--steps", "-3"], "--steps must be >= 1, got -3"),
+    ("flowgan.py", ["--objectives", "mle", "hybrid:x"], "--objectives hybrid:x: the weight after ':' must be a number"),
+    ("flowgan.py", ["--flow", "glow"], "--flow: unknown name 'glow'"),
+    ("vagan.py", ["--schedules", "foo"], "--schedules: unknown name 'foo'"),
+    ("vagan.py", ["--losses", "hinge"], "--losses: unknown name 'hinge'"),
+    ("oneway.py", ["--steps", "0"], "--steps must be >= 1, got 0"),
+    ("oneway.py", ["--seeds", "-2"], "seeds must be >= 0"),
+    ("ugan_toy.py", ["--targets", "moons"], "--targets: unknown name 'moons'"),
+    ("samplers.py", ["--seeds", "-1"], "--seeds must be >= 0"),
+    ("soft_value.py", ["x.zip", "--particles", "0", "16"], "--particles must be >= 1, got 0"),
+    ("sb3_baseline.py", ["--seed", "-1"], "and --seed >= 0"),
+])
+def test_benchmarks_refuse_bad_input_in_one_line_before_touching_their_results(script, flags, message):
+    """A bad flag is refused before any run or report: the committed results (their .md and run folders) stay as they
+    are, and the report never records a command that produced nothing."""
+    before = {p: p.stat().st_mtime_ns for p in (ROOT / "benchmarks" / "results").glob("*.md")}
+    r = subprocess.run([sys.executable, f"benchmarks/{script}", *flags], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    last = r.stderr.strip().splitlines()[-1]  # argparse's own errors come after its usage lines
+    assert r.returncode == 2 and "error: " in last and message in last and not r.stdout, r.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "benchmarks" / "results").glob("*.md")} == before
+
+
+def test_check_args_fails_on_the_first_bad_value_and_passes_good_ones(capsys):
+    sys.path.insert(0, str(ROOT))
+    from softq_ugan.cli import check_args
+
+    check_args(positive={"--steps": 5, "--jobs": None}, seeds=[0, 3], names={"--data": ("a", ("a", "b"))})  # all good
+    for kwargs, message in (({"positive": {"--steps": 0}}, "--steps must be >= 1, got 0"),
+                            ({"positive": {"--lr": float("nan")}}, "--lr must be >= 1, got nan"),
+                            ({"seeds": -1}, "seeds must be >= 0"),
+                            ({"names": {"--data": (["a", "c"], ("a", "b"))}}, "--data: unknown name 'c'; choose from: a, b")):
+        with pytest.raises(SystemExit) as e:
+            check_args(**kwargs)
+        assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_swimmer_cost_counts_finished_runs_only_once_one_exists():
