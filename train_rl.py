@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from softq_ugan.cli import build_info, checkpoint_data, error_line, fail
+from softq_ugan.cli import build_info, check_args, checkpoint_data, error_line, fail
 
 # per-environment defaults: γ and reward scale (the reward scale sets the policy's sharpness)
 ENV_DEFAULTS = {
@@ -189,8 +189,7 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"--{given[0].replace('_', '-')} applies to --algo softq only, not {args.algo}")
     if args.steps <= 0:
         fail(f"--steps must be positive, got {args.steps}")
-    if args.seed is not None and args.seed < 0:
-        fail(f"--seed must be >= 0 (gymnasium's reset seeds are), got {args.seed}")
+    check_args(seeds={"--seed": args.seed})
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
                  "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "n_critics"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:

@@ -193,7 +193,7 @@ def main() -> None:
 
     check_args(positive={"--ugan-steps": args.ugan_steps, "--svgd-steps": args.svgd_steps,
                          "--sgld-steps": args.sgld_steps, "--jobs": args.jobs},
-               seeds=args.seeds, names={"--datasets": (args.datasets, DATASETS)})
+               seeds={"--seeds": args.seeds}, names={"--datasets": (args.datasets, DATASETS)})
     argv = [a for a in sys.argv[1:] if a != "--report-only"]
     if "--note" in argv:
         del argv[argv.index("--note"):argv.index("--note") + 2]

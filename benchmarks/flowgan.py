@@ -120,7 +120,7 @@ def main() -> None:
     from softq_ugan.flowgan import OBJECTIVES
     from softq_ugan.flows.couplings import FLOWS
 
-    check_args(positive={"--steps": args.steps, "--eval-every": args.eval_every, "--jobs": args.jobs}, seeds=args.seeds,
+    check_args(positive={"--steps": args.steps, "--eval-every": args.eval_every, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--data": (args.data, DATASETS), "--flow": (args.flow, FLOWS),
                       "--objectives": ([o.partition(":")[0] for o in args.objectives], OBJECTIVES)})
     for objective in args.objectives:

@@ -141,7 +141,7 @@ def main() -> None:
     from softq_ugan.cli import check_args
     from softq_ugan.targets import TARGETS
 
-    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds=args.seeds,
+    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--targets": (args.targets, list(TARGETS))})
     run_dir = RESULTS / "oneway"
     extra = ["--steps", str(args.steps), *args.extra.split()]

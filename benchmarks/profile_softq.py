@@ -73,10 +73,10 @@ def main() -> None:
     for flag in PRESET_FLAGS:
         if getattr(args, flag) is not None and not args.preset:
             fail(f"--{flag.replace('_', '-')} applies with --preset only")
+    baselines = ("sac", "td3") if args.preset else ("sac",)  # td3 as train_rl.py builds it
     for name in args.agents:
         sampler, _, delay = name.partition("/")
         base, *mods = sampler.split("+")
-        baselines = ("sac", "td3") if args.preset else ("sac",)  # td3 as train_rl.py builds it
         if base not in (*baselines, *SAMPLERS):
             fail(f"--agents {name}: unknown agent '{base}'; choose {' or '.join(baselines)} or a SoftQ sampler: "
                  f"{', '.join(sorted(SAMPLERS))}")

@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.cli import check_args  # noqa: E402
 from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
 from swimmer import cost_cell as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
 
@@ -129,8 +130,7 @@ def main() -> None:
     RESULTS = Path(args.results)
     if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
         p.error("--steps, --episodes and --jobs must be positive")
-    if min(args.seeds) < 0:
-        p.error(f"--seeds must be >= 0 (gymnasium's reset seeds are), got {min(args.seeds)}")
+    check_args(seeds={"--seeds": args.seeds})
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/samplers.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     if not args.report_only:

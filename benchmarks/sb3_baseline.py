@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.baselines import ZOO, make_sb3  # noqa: E402
+from softq_ugan.cli import check_args  # noqa: E402
 
 
 def main() -> None:
@@ -33,8 +34,8 @@ def main() -> None:
     p.add_argument("--logdir", default="runs")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    if min(args.steps, args.eval_every, args.threads) < 1 or args.seed < 0:
-        p.error("--steps, --eval-every and --threads must be >= 1 and --seed >= 0")
+    check_args(positive={"--steps": args.steps, "--eval-every": args.eval_every, "--threads": args.threads},
+               seeds={"--seed": args.seed})
     torch.set_num_threads(args.threads)
 
     from stable_baselines3.common.callbacks import EvalCallback

@@ -28,7 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import fail  # noqa: E402
+from softq_ugan.cli import check_args, fail  # noqa: E402
 from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
 
@@ -123,9 +123,7 @@ def main() -> None:
 
     if args.labels and len(args.labels) != len(args.checkpoints):
         fail(f"{len(args.labels)} labels for {len(args.checkpoints)} checkpoints")
-    for flag, value in (("--states", args.states), ("--repeats", args.repeats), ("--particles", min(args.particles))):
-        if value < 1:
-            fail(f"{flag} must be >= 1, got {value}")
+    check_args(positive={"--states": args.states, "--repeats": args.repeats, "--particles": min(args.particles)})
     if args.refit < 0:
         fail(f"--refit must be >= 0 steps, got {args.refit}")
     for ckpt in args.checkpoints:

@@ -279,7 +279,7 @@ def main() -> None:
     flags = args.flags.split()
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
-    check_args(positive={"--jobs": args.jobs}, seeds=args.seeds)
+    check_args(positive={"--jobs": args.jobs}, seeds={"--seeds": args.seeds})
     RESULTS = Path(args.results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     run_root = RESULTS / args.name

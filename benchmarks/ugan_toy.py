@@ -113,7 +113,7 @@ def main() -> None:
     from softq_ugan.cli import check_args
     from softq_ugan.targets import TARGETS
 
-    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds=args.seeds,
+    check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--targets": (args.targets, list(TARGETS))})
     for m in args.methods:
         if ":" not in m or m.split(":")[1] not in LAMBDA0:

@@ -172,7 +172,7 @@ def main() -> None:
     from softq_ugan.vagan import LOSSES
 
     check_args(positive={"--iters": args.iters, "--eval-every": args.eval_every, "--eval-samples": args.eval_samples,
-                         "--wgan-critic-steps": args.wgan_critic_steps, "--jobs": args.jobs}, seeds=args.seeds,
+                         "--wgan-critic-steps": args.wgan_critic_steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--data": (args.data, DATASETS), "--losses": (args.losses, LOSSES),
                       "--schedules": (args.schedules, list(SCHEDULE_TO_COLUMNS)),
                       "--time-data": ([args.time_data] if args.time_data else [], DATASETS)})

@@ -23,18 +23,18 @@ def error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def check_args(positive: dict[str, Any] | None = None, seeds: Any = None,
+def check_args(positive: dict[str, Any] | None = None, seeds: dict[str, Any] | None = None,
                names: dict[str, tuple[Any, Any]] | None = None) -> None:
-    """:func:`fail` on the first bad command-line value, before a script writes or starts anything: ``positive`` maps
-    a flag to its value (None: not given), which must be >= 1; ``seeds`` (an int or a list, None: not given) must be
-    >= 0, as gymnasium's reset seeds are; ``names`` maps a flag to (its value or values, the known names)."""
+    """:func:`fail` on the first bad command-line value, before a script writes or starts anything. Each argument maps
+    a flag to what it was given (None: not given): ``positive`` a value that must be >= 1; ``seeds`` a seed or a list
+    of them, each >= 0 as gymnasium's reset seeds are; ``names`` (its value or values, the known names)."""
     for flag, value in (positive or {}).items():
         if value is not None and not value >= 1:
             fail(f"{flag} must be >= 1, got {value}")
-    if seeds is not None:
-        for seed in [seeds] if isinstance(seeds, int) else seeds:
+    for flag, values in (seeds or {}).items():
+        for seed in [] if values is None else [values] if isinstance(values, int) else values:
             if seed < 0:
-                fail(f"seeds must be >= 0 (gymnasium's reset seeds are), got {seed}")
+                fail(f"{flag} must be >= 0 (gymnasium's reset seeds are), got {seed}")
     for flag, (values, known) in (names or {}).items():
         for value in [values] if isinstance(values, str) else values:
             if value not in known:

@@ -69,7 +69,7 @@ def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path)
         assert r.returncode == 2 and message in r.stderr and "runs to do" not in r.stdout, r.stderr[-2000:]
 
 
-@pytest.mark.parametrize("flags, message", [(["--seeds", "0", "-1"], "error: seeds must be >= 0"),
+@pytest.mark.parametrize("flags, message", [(["--seeds", "0", "-1"], "error: --seeds must be >= 0"),
                                            (["--steps", "0"], "swimmer.py: error: --steps and --eval-every must be"),
                                            (["--jobs", "0"], "error: --jobs must be >= 1, got 0")])
 def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_path, flags, message):
@@ -88,11 +88,11 @@ def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_p
     ("vagan.py", ["--schedules", "foo"], "--schedules: unknown name 'foo'"),
     ("vagan.py", ["--losses", "hinge"], "--losses: unknown name 'hinge'"),
     ("oneway.py", ["--steps", "0"], "--steps must be >= 1, got 0"),
-    ("oneway.py", ["--seeds", "-2"], "seeds must be >= 0"),
+    ("oneway.py", ["--seeds", "-2"], "--seeds must be >= 0 (gymnasium's reset seeds are), got -2"),
     ("ugan_toy.py", ["--targets", "moons"], "--targets: unknown name 'moons'"),
     ("samplers.py", ["--seeds", "-1"], "--seeds must be >= 0"),
     ("soft_value.py", ["x.zip", "--particles", "0", "16"], "--particles must be >= 1, got 0"),
-    ("sb3_baseline.py", ["--seed", "-1"], "and --seed >= 0"),
+    ("sb3_baseline.py", ["--seed", "-1"], "--seed must be >= 0 (gymnasium's reset seeds are), got -1"),
 ])
 def test_benchmarks_refuse_bad_input_in_one_line_before_touching_their_results(script, flags, message):
     """A bad flag is refused before any run or report: the committed results (their .md and run folders) stay as they
@@ -109,10 +109,11 @@ def test_check_args_fails_on_the_first_bad_value_and_passes_good_ones(capsys):
     sys.path.insert(0, str(ROOT))
     from softq_ugan.cli import check_args
 
-    check_args(positive={"--steps": 5, "--jobs": None}, seeds=[0, 3], names={"--data": ("a", ("a", "b"))})  # all good
+    check_args(positive={"--steps": 5, "--jobs": None}, seeds={"--seeds": [0, 3], "--seed": None},
+               names={"--data": ("a", ("a", "b"))})  # all good
     for kwargs, message in (({"positive": {"--steps": 0}}, "--steps must be >= 1, got 0"),
                             ({"positive": {"--lr": float("nan")}}, "--lr must be >= 1, got nan"),
-                            ({"seeds": -1}, "seeds must be >= 0"),
+                            ({"seeds": {"--seed": -1}}, "--seed must be >= 0 (gymnasium's reset seeds are), got -1"),
                             ({"names": {"--data": (["a", "c"], ("a", "b"))}}, "--data: unknown name 'c'; choose from: a, b")):
         with pytest.raises(SystemExit) as e:
             check_args(**kwargs)
