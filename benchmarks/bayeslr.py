@@ -5,9 +5,9 @@
 
 One job per (dataset, seed): the seeded split, one type-II MAP fit shared by the methods that start
 from it (U-GAN, SGLD, MALA; its seconds are added to theirs), then every method. Each job writes
-benchmarks/results/bayeslr/<dataset>_<seed>.json as it finishes; a rerun skips finished jobs; the
-report aggregates whatever exists into benchmarks/results/bayeslr.md (medians over seeds). One
-torch thread per process.
+benchmarks/results/bayeslr/<dataset>_<seed>.json as it finishes; a rerun skips finished jobs (and refuses
+ones run with other step counts); the report aggregates whatever exists into
+benchmarks/results/bayeslr.md (medians over seeds). One torch thread per process.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a sentence added to the report's budget paragraph (e.g. the wall time)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args
+    from softq_ugan.cli import check_args, check_settings
     from softq_ugan.data.tabular import DATASETS
 
     check_args(positive={"--ugan-steps": args.ugan_steps, "--svgd-steps": args.svgd_steps,
@@ -199,6 +199,12 @@ def main() -> None:
         del argv[argv.index("--note"):argv.index("--note") + 2]
     command = ("python benchmarks/bayeslr.py " + " ".join(argv)).strip()
     run_dir = Path(args.run_dir)
+    wanted = {f"{m}_steps": getattr(args, f"{m}_steps") for m in ("ugan", "svgd", "sgld")}
+    for data in args.datasets:  # every finished run the report reads must have run as this call asks
+        for f in sorted(run_dir.glob(f"{data}_*.json")):
+            methods = json.loads(f.read_text())["methods"]
+            ran = {f"{m}_steps": int(methods[m]["steps"]) for m in ("ugan", "svgd", "sgld") if m in methods}
+            check_settings(f"{run_dir.name}/{f.name}", ran, wanted)
     todo = [(d, s) for d in args.datasets for s in args.seeds if not (run_dir / f"{d}_{s}.json").exists()]
     start = time.perf_counter()
     if todo and not args.report_only:

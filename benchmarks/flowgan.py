@@ -1,10 +1,10 @@
 """Flow-GAN on digits / MNIST-5k: MLE vs ADV vs hybrid vs the Parzen baseline (issue 5, FG Table 1-2, Fig. 4).
 
     python benchmarks/flowgan.py                                  # digits, NICE, 4 objectives × 3 seeds, 2 jobs
-    python benchmarks/flowgan.py --data mnist5k --seeds 0 --steps 2000
+    python benchmarks/flowgan.py --data mnist5k --jobs 1          # MNIST-5k, as flowgan.md ran it
 
 Each run writes benchmarks/results/flowgan/<data>_<flow>_<objective>_<seed>/metrics.json (and its
-figures); a rerun skips finished runs; the report aggregates whatever exists into
+figures); a rerun skips finished runs (and refuses ones that ran with other settings); the report aggregates whatever exists into
 benchmarks/results/flowgan.md (medians over seeds) with FG's Table 1 beside it. One torch thread per process.
 """
 
@@ -38,9 +38,9 @@ def is_number(text: str) -> bool:
     return True
 
 
-def run_one(data: str, flow: str, objective: str, seed: int, steps: int, lr: float, eval_every: int, out: Path) -> dict:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    from softq_ugan.flowgan import build_parser, run
+def run_args(data: str, flow: str, objective: str, seed: int, steps: int, lr: float, eval_every: int, out: Path):
+    """The ``softq_ugan.flowgan`` settings of one run (its ``config`` once it has run)."""
+    from softq_ugan.flowgan import build_parser
 
     obj, _, lam = objective.partition(":")
     argv = ["--data", data, "--flow", flow, "--objective", obj, "--lam", lam or "0.1", "--steps", str(steps),
@@ -48,7 +48,14 @@ def run_one(data: str, flow: str, objective: str, seed: int, steps: int, lr: flo
             "--out", str(out), "--quiet", "--threads", "1"]
     if obj == "mle":
         argv.append("--parzen")  # the baseline is fitted once per seed, beside the MLE run
-    return run(build_parser().parse_args(argv))
+    return build_parser().parse_args(argv)
+
+
+def run_one(data: str, flow: str, objective: str, seed: int, steps: int, lr: float, eval_every: int, out: Path) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from softq_ugan.flowgan import run
+
+    return run(run_args(data, flow, objective, seed, steps, lr, eval_every, out))
 
 
 def med(values, spec: str) -> str:
@@ -109,13 +116,13 @@ def main() -> None:
     p.add_argument("--flow", default="nice")
     p.add_argument("--objectives", nargs="+", default=DEFAULT_OBJECTIVES, help="mle, adv, hybrid:LAMBDA")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2500, help="generator updates per run (default 2500, the runs of flowgan.md)")
     p.add_argument("--lr", type=float, default=5e-4, help="flow and critic learning rate (all objectives)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, fail
+    from softq_ugan.cli import check_args, check_settings, fail
     from softq_ugan.data.images import DATASETS
     from softq_ugan.flowgan import OBJECTIVES
     from softq_ugan.flows.couplings import FLOWS
@@ -130,6 +137,11 @@ def main() -> None:
     if not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
     run_dir = RESULTS / "flowgan"
+    for objective in args.objectives:  # every finished run the report reads must have run as this call asks
+        for f in sorted(run_dir.glob(f"{args.data}_{args.flow}_{objective.replace(':', '-')}_*/metrics.json")):
+            seed = int(f.parent.name.rpartition("_")[2])
+            check_settings(f"flowgan/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
+                           vars(run_args(args.data, args.flow, objective, seed, args.steps, args.lr, args.eval_every, f.parent)))
     todo = []
     for objective in args.objectives:
         for seed in args.seeds:

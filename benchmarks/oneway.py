@@ -1,10 +1,11 @@
 """One-way-flow GAN on ring8 / grid25: modes and %HQ (issue 5, OW Table 1) and log ζ vs S (OW Fig. 2).
 
     python benchmarks/oneway.py                         # 2 targets × 5 seeds × 10,000 updates, 2 jobs
-    python benchmarks/oneway.py --targets ring8 --seeds 0 1 --steps 2000
+    python benchmarks/oneway.py --name oneway_2k --steps 2000 --extra '--lr-d 1e-3 --lr-g 5e-4 --d-steps 2 --w 0.3'
 
-Each run writes benchmarks/results/oneway/<target>_<seed>/metrics.json (and samples.png); a rerun
-skips finished runs; the report goes to benchmarks/results/oneway.md. One torch thread per process.
+Each run writes benchmarks/results/<name>/<target>_<seed>/metrics.json (and samples.png); a rerun
+skips finished runs, and refuses finished runs that ran with other settings than it asks for; the report
+goes to benchmarks/results/<name>.md (name: oneway). One torch thread per process.
 """
 
 from __future__ import annotations
@@ -30,14 +31,21 @@ PAPER = {  # OW Table 1: (modes, %HQ) of OW and of VEEGAN
 }
 
 
-def run_one(target: str, seed: int, extra: list[str], out: Path) -> dict:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    from softq_ugan.oneway_gan import build_parser, run
+def run_args(target: str, seed: int, extra: list[str], out: Path):
+    """The ``softq_ugan.oneway_gan`` settings of one run (its ``config`` once it has run)."""
+    from softq_ugan.oneway_gan import build_parser
 
     argv = ["--data", target, "--seed", str(seed), "--out", str(out), "--quiet", "--threads", "1", *extra]
     if seed == 0:
         argv.append("--zeta-curve")
-    return run(build_parser().parse_args(argv))
+    return build_parser().parse_args(argv)
+
+
+def run_one(target: str, seed: int, extra: list[str], out: Path) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from softq_ugan.oneway_gan import run
+
+    return run(run_args(target, seed, extra, out))
 
 
 def total_seconds(run_dir: Path, targets: list[str]) -> float:
@@ -136,15 +144,21 @@ def main() -> None:
     p.add_argument("--extra", default="--lr-d 1e-3 --lr-g 5e-4 --d-steps 2 --w 0.3 --lr-decay",
                    help="more oneway_gan flags (default: the settings of benchmarks/results/oneway.md)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--name", default="oneway", help="results name: the runs' folder and the report's .md/.png stem")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
-    from softq_ugan.cli import check_args
+    from softq_ugan.cli import check_args, check_settings
     from softq_ugan.targets import TARGETS
 
     check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--targets": (args.targets, list(TARGETS))})
-    run_dir = RESULTS / "oneway"
+    run_dir = RESULTS / args.name
     extra = ["--steps", str(args.steps), *args.extra.split()]
+    for t in args.targets:  # every finished run the report reads must have run as this call asks
+        for f in sorted(run_dir.glob(f"{t}_*/metrics.json")):
+            seed = int(f.parent.name.rpartition("_")[2])
+            check_settings(f"{args.name}/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
+                           vars(run_args(t, seed, extra, f.parent)))
     todo = [(t, s, run_dir / f"{t}_{s}") for t in args.targets for s in args.seeds if not (run_dir / f"{t}_{s}" / "metrics.json").exists()]
     start = time.time()
     if todo and not args.report_only:
@@ -167,9 +181,9 @@ def main() -> None:
              f"Training time of the runs: {total_seconds(run_dir, args.targets) / 60:.0f} min "
              f"(this invocation: {time.time() - start:.0f} s).")
     md = report(run_dir, args.targets, setup)
-    figure(run_dir, args.targets, RESULTS / "oneway_log_zeta.png")
-    samples_figure(run_dir, args.targets, RESULTS / "oneway_samples.png")
-    print(write_report(RESULTS / "oneway.md", md))  # hand-written notes survive a rerun
+    figure(run_dir, args.targets, RESULTS / f"{args.name}_log_zeta.png")
+    samples_figure(run_dir, args.targets, RESULTS / f"{args.name}_samples.png")
+    print(write_report(RESULTS / f"{args.name}.md", md))  # hand-written notes survive a rerun
 
 
 if __name__ == "__main__":

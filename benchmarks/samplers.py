@@ -8,8 +8,9 @@ MultiGoal-v0 (SQL's four-goal task, where multimodality matters): each (sampler,
 the settings of ``train_rl.py --env MultiGoal-v0`` (and of the learning test), then runs 100 stochastic
 episodes and records the goals reached, the mean return and the wall seconds per 1,000 env steps
 (training only). Runs write ``benchmarks/results/samplers/multigoal_<sampler>_<seed>.json``; a rerun
-skips finished ones. The Swimmer-v4 rows come from the Swimmer benchmark's runs
-(``benchmarks/swimmer.py --algos softq-ugan softq-ugan-nocritic softq-maf softq-svgd``), whatever exists.
+skips finished ones (and refuses ones run with other --steps or --episodes). The Swimmer-v4 rows come
+from the Swimmer benchmark's runs (``benchmarks/swimmer.py --algos softq-ugan softq-ugan-nocritic
+softq-maf softq-svgd``), whatever exists.
 The report goes to benchmarks/results/samplers.md.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import check_args  # noqa: E402
+from softq_ugan.cli import check_args, check_settings  # noqa: E402
 from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
 from swimmer import cost_cell as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
 
@@ -131,6 +132,9 @@ def main() -> None:
     if args.steps <= 0 or args.episodes <= 0 or args.jobs <= 0:
         p.error("--steps, --episodes and --jobs must be positive")
     check_args(seeds={"--seeds": args.seeds})
+    for s in args.samplers:  # every finished run the report reads must have run as this call asks
+        for f in sorted((RESULTS / "samplers").glob(f"multigoal_{s}_*.json")):
+            check_settings(f"samplers/{f.name}", json.loads(f.read_text()), {"steps": args.steps, "episodes": args.episodes})
     # the runs come from the training command; --report-only just re-aggregates them
     command = " ".join(["python benchmarks/samplers.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     if not args.report_only:

@@ -4,8 +4,9 @@
     python benchmarks/ugan_toy.py --targets kidney --methods ugan:nma maf-rkl:none --seeds 0 1
 
 Each run writes benchmarks/results/ugan_toy/<target>_<method>_<schedule>_<seed>/metrics.json (and its
-figures) as it finishes; a rerun skips finished runs; the report aggregates whatever exists into
-benchmarks/results/ugan_toy.md (medians over seeds). One torch thread per process.
+figures) as it finishes; a rerun skips finished runs (and refuses ones that ran with other settings); the
+report aggregates whatever exists into benchmarks/results/ugan_toy.md (medians over seeds). One torch thread
+per process.
 """
 
 from __future__ import annotations
@@ -28,15 +29,21 @@ DEFAULT_METHODS = ["ugan:none", "ugan:nma", "ugan:oa", "ugan:geo", "maf-rkl:none
 LAMBDA0 = {"none": 0.0, "nma": -1.0, "oa": -1.0, "pma": 1.0, "static": -0.5, "exp": -1.0, "geo": -1.0}
 
 
-def run_one(target: str, method: str, schedule: str, seed: int, steps: int, out: Path) -> dict:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    from softq_ugan.sample import build_parser, run
+def run_args(target: str, method: str, schedule: str, seed: int, steps: int, out: Path):
+    """The ``softq_ugan.sample`` settings of one run (its ``config`` once it has run)."""
+    from softq_ugan.sample import build_parser
 
-    args = build_parser().parse_args(
+    return build_parser().parse_args(
         ["--target", target, "--method", method, "--schedule", schedule, "--lambda0", str(LAMBDA0[schedule]),
          "--steps", str(steps), "--seed", str(seed), "--out", str(out), "--quiet", "--threads", "1"]
     )
-    return run(args)
+
+
+def run_one(target: str, method: str, schedule: str, seed: int, steps: int, out: Path) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from softq_ugan.sample import run
+
+    return run(run_args(target, method, schedule, seed, steps, out))
 
 
 def fmt(values: list[float], spec: str) -> str:
@@ -110,7 +117,7 @@ def main() -> None:
     p.add_argument("--name", default="ugan_toy", help="results name (folder and .md)")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
-    from softq_ugan.cli import check_args
+    from softq_ugan.cli import check_args, check_settings
     from softq_ugan.targets import TARGETS
 
     check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
@@ -119,6 +126,13 @@ def main() -> None:
         if ":" not in m or m.split(":")[1] not in LAMBDA0:
             p.error(f"method '{m}' must be method:schedule with schedule in {sorted(LAMBDA0)}")
     run_dir = RESULTS / args.name
+    for target in args.targets:  # every finished run the report reads must have run as this call asks
+        for m in args.methods:
+            method, schedule = m.split(":")
+            for f in sorted(run_dir.glob(f"{target}_{method}_{schedule}_*/metrics.json")):
+                seed = int(f.parent.name.rpartition("_")[2])
+                check_settings(f"{args.name}/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
+                               vars(run_args(target, method, schedule, seed, args.steps, f.parent)))
     argv = [a for a in sys.argv[1:] if a != "--report-only"]
     command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *argv])
 

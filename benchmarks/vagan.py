@@ -1,9 +1,10 @@
 """VA Table 1 / Fig. 5 analogue: image VA-GAN with RKL, JSD and WGAN-GP under λ_t schedules.
 
 Each run is ``python -m softq_ugan.vagan`` in a subprocess (one torch thread, ``--jobs`` at once);
-finished runs (``metrics.json`` present) are reused. Reports the final FD (LeNet features) and the
-classifier (Inception-style) score, medians over seeds, the OA-vs-λ=0 FD change per loss, a PNG of
-FD over training, and the time of one training iteration at batch 64 on 28×28.
+finished runs (``metrics.json`` present) are reused, and refused if they ran with other settings.
+Reports the final FD (LeNet features) and the classifier (Inception-style) score, medians over seeds,
+the OA-vs-λ=0 FD change per loss, a PNG of FD over training, and the time of one training iteration
+at batch 64 on 28×28.
 
     python benchmarks/vagan.py --data digits --iters 1500 --seeds 0 1 --schedules none oa
     python benchmarks/vagan.py --data fashion --iters 1500 --jobs 2        # the Fashion-MNIST table (~1 h)
@@ -63,17 +64,24 @@ def claim(out: Path) -> bool:
     return False
 
 
-def run_one(col: str, loss: str, seed: int, args) -> dict:
+def run_argv(col: str, loss: str, seed: int, args) -> list[str]:
+    """The ``python -m softq_ugan.vagan`` arguments of one run; its folder is the value after ``--out``."""
     schedule, sign = COLUMNS[col]
     lam0 = sign * args.lambda0
     out = Path(args.out) / args.data / f"{loss}_{schedule}_{lam0:+g}_s{seed}"
+    return ["--data", args.data, "--loss", loss, "--schedule", schedule, "--lambda0", str(lam0), "--iters", str(args.iters),
+            "--seed", str(seed), "--eval-every", str(args.eval_every), "--eval-samples", str(args.eval_samples),
+            "--ckpt-every", str(args.iters), "--out", str(out), "--quiet", "--critic-steps", str(critic_steps(loss, args)),
+            *args.extra]
+
+
+def run_one(col: str, loss: str, seed: int, args) -> dict:
+    argv = run_argv(col, loss, seed, args)
+    out = Path(argv[argv.index("--out") + 1])
     if not (out / "metrics.json").exists():
         if not claim(out):
             return {"col": col, "loss": loss, "seed": seed, "error": "running in another instance"}
-        cmd = [sys.executable, "-m", "softq_ugan.vagan", "--data", args.data, "--loss", loss, "--schedule", schedule,
-               "--lambda0", str(lam0), "--iters", str(args.iters), "--seed", str(seed), "--eval-every", str(args.eval_every),
-               "--eval-samples", str(args.eval_samples), "--ckpt-every", str(args.iters), "--out", str(out), "--quiet",
-               "--critic-steps", str(critic_steps(loss, args)), *args.extra]
+        cmd = [sys.executable, "-m", "softq_ugan.vagan", *argv]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         try:
             res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -167,9 +175,9 @@ def main() -> None:
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further arguments for softq_ugan.vagan")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
-    from softq_ugan.cli import check_args
+    from softq_ugan.cli import check_args, check_settings
     from softq_ugan.data.images import DATASETS
-    from softq_ugan.vagan import LOSSES
+    from softq_ugan.vagan import LOSSES, build_parser
 
     check_args(positive={"--iters": args.iters, "--eval-every": args.eval_every, "--eval-samples": args.eval_samples,
                          "--wgan-critic-steps": args.wgan_critic_steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
@@ -182,6 +190,12 @@ def main() -> None:
     cols = [c for s in args.schedules for c in SCHEDULE_TO_COLUMNS[s]]
     cols = [c for c in COLUMNS if c in cols]
     jobs = [(c, loss, s) for loss in args.losses for c in cols for s in args.seeds]
+    for job in jobs:  # a finished run is reused only if it ran as this call asks
+        argv = run_argv(*job, args)
+        out = Path(argv[argv.index("--out") + 1])
+        if (out / "metrics.json").exists():
+            check_settings(f"{out.parent.name}/{out.name}", json.loads((out / "metrics.json").read_text()).get("config", {}),
+                           vars(build_parser().parse_args(argv)))
     start = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as ex:
         results = list(ex.map(lambda j: run_one(*j, args), jobs))

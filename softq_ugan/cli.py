@@ -41,6 +41,17 @@ def check_args(positive: dict[str, Any] | None = None, seeds: dict[str, Any] | N
                 fail(f"{flag}: unknown name '{value}'; choose from: {', '.join(known)}")
 
 
+def check_settings(name: str, recorded: dict, wanted: dict, ignore: tuple[str, ...] = ("out", "threads", "quiet")) -> None:
+    """:func:`fail` when a finished run that a benchmark would reuse or report ran with other settings than this call
+    asks for, so that a report never states a command its runs did not run under. ``recorded``: the settings the run
+    holds (its ``config``); ``wanted``: those a new run would get from this call. Only keys both hold are compared
+    (a run that predates a setting passes), except those in ``ignore`` (where and how it ran, not what)."""
+    for key, value in wanted.items():
+        if key in recorded and key not in ignore and recorded[key] != value:
+            fail(f"{name} finished with {key}={recorded[key]!r}, but this call asks for {key}={value!r}: give the "
+                 f"settings it ran with, or remove it to run it again")
+
+
 def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
     """Write ``record`` as JSON to ``path`` through a temporary file and a rename, so that a run killed mid-write
     leaves the previous file whole (the runs and benchmarks resume from what their JSON says)."""

@@ -93,6 +93,17 @@ def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_p
     ("samplers.py", ["--seeds", "-1"], "--seeds must be >= 0"),
     ("soft_value.py", ["x.zip", "--particles", "0", "16"], "--particles must be >= 1, got 0"),
     ("sb3_baseline.py", ["--seed", "-1"], "--seed must be >= 0 (gymnasium's reset seeds are), got -1"),
+    # valid flags that disagree with the committed runs the report would reuse: refused, not reported under them
+    ("oneway.py", ["--steps", "5"], "oneway/ring8_0 finished with steps=10000, but this call asks for steps=5"),
+    ("oneway.py", ["--extra", "--w 0.3"], "oneway/ring8_0 finished with lr_d=0.001, but this call asks for lr_d=0.0001"),
+    ("flowgan.py", ["--steps", "3000"], "flowgan/digits_nice_mle_0 finished with steps=2500, but this call asks for "
+                                        "steps=3000"),
+    ("ugan_toy.py", ["--steps", "5"], "ugan_toy/banana_ugan_none_0 finished with steps=3000"),
+    ("bayeslr.py", ["--sgld-steps", "5"], "bayeslr/heart_0.json finished with sgld_steps=20000, but this call asks "
+                                          "for sgld_steps=5"),
+    ("samplers.py", ["--episodes", "5"], "samplers/multigoal_ugan_0.json finished with episodes=100"),
+    ("vagan.py", ["--data", "digits", "--iters", "1000", "--eval-every", "200", "--losses", "wgan-gp"],
+     "digits/wgan-gp_static_-1_s0 finished with critic_steps=1, but this call asks for critic_steps=5"),
 ])
 def test_benchmarks_refuse_bad_input_in_one_line_before_touching_their_results(script, flags, message):
     """A bad flag is refused before any run or report: the committed results (their .md and run folders) stay as they
@@ -169,6 +180,19 @@ def test_swimmer_summary_counts_the_runs_that_end_on_the_fast_gait():
     assert "| sac | 1 / 1 | 301.0 [301.0, 301.0] | 1 / 1 | 0: 30k |" in text
 
 
+def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
+    sys.path.insert(0, str(ROOT))
+    from softq_ugan.cli import check_settings
+
+    recorded = {"steps": 100, "lr": 1e-3, "out": "/elsewhere/run_0", "threads": 4}
+    check_settings("run_0", recorded, {"steps": 100, "lr": 0.001, "out": "/here/run_0", "threads": 1, "new_flag": 3})
+    with pytest.raises(SystemExit) as e:
+        check_settings("run_0", recorded, {"steps": 100, "lr": 3e-4})
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: run_0 finished with lr=0.001, but this call asks for lr=0.0003: "
+                                               "give the settings it ran with, or remove it to run it again")
+
+
 def test_samplers_benchmark_tiny(tmp_path):
     for seed, evals in ((0, [[10_000, 5.0], [20_000, 200.0]]), (1, [[10_000, 10.0]])):  # one finished, one resumable
         log = dict(algo="softq-maf", seed=seed, steps=evals[-1][0], seconds=evals[-1][0] / 50, evals=evals)
@@ -178,6 +202,11 @@ def test_samplers_benchmark_tiny(tmp_path):
         "--jobs", "1", "--swimmer-steps", "20000", "--results", str(tmp_path))
     result = json.loads((tmp_path / "samplers" / "multigoal_maf_0.json").read_text())
     assert result["episodes"] == 5 and sum(result["goal_counts"]) <= 5
+    text = (tmp_path / "samplers.md").read_text()
+    r = subprocess.run([sys.executable, "benchmarks/samplers.py", "--samplers", "maf", "--seeds", "0", "--steps", "1200",
+                        "--episodes", "5", "--results", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "samplers/multigoal_maf_0.json finished with steps=1100" in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "samplers.md").read_text() == text  # the report still states the command its runs ran under
     text = (tmp_path / "samplers.md").read_text()
     assert "| maf | " in text.split("## Swimmer")[0]  # the MultiGoal row
     # Swimmer: only the run at the budget enters the median; the short one is shown with its step
@@ -220,6 +249,11 @@ def test_vagan_benchmark_tiny_keeps_notes_and_skips_runs_held_elsewhere(tmp_path
     run(*args)
     text = (tmp_path / "r.md").read_text()
     assert "hand-written" in text and (held / "metrics.json").exists() and "error" not in text
+    other = args[:args.index("--wgan-critic-steps")] + ["--wgan-critic-steps", "2"] + args[args.index("--time-data"):]
+    r = subprocess.run([sys.executable, *other], capture_output=True, text=True, cwd=ROOT)  # the WGAN-GP runs took 3
+    assert r.returncode == 2 and "digits/wgan-gp_none_+0_s0 finished with critic_steps=3, but this call asks for " \
+        "critic_steps=2" in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "r.md").read_text() == text
 
 
 def test_runs_table_shows_what_differs_returns_and_first_step(tmp_path):
