@@ -4,8 +4,9 @@
     python benchmarks/flowgan.py --data mnist5k --jobs 1          # MNIST-5k, as flowgan.md ran it
 
 Each run writes benchmarks/results/flowgan/<data>_<flow>_<objective>_<seed>/metrics.json (and its
-figures); a rerun skips finished runs (and refuses ones that ran with other settings); the report aggregates whatever exists into
-benchmarks/results/flowgan.md (medians over seeds) with FG's Table 1 beside it. One torch thread per process.
+figures); a rerun skips finished runs (and refuses ones that ran with other settings); the report
+aggregates whatever exists into benchmarks/results/flowgan.md (medians over seeds) with FG's Table 1
+beside it. One torch thread per process.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def main() -> None:
     for objective in args.objectives:  # every finished run the report reads must have run as this call asks
         for f in sorted(run_dir.glob(f"{args.data}_{args.flow}_{objective.replace(':', '-')}_*/metrics.json")):
             seed = int(f.parent.name.rpartition("_")[2])
-            check_settings(f"flowgan/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
-                           vars(run_args(args.data, args.flow, objective, seed, args.steps, args.lr, args.eval_every, f.parent)))
+            wanted = run_args(args.data, args.flow, objective, seed, args.steps, args.lr, args.eval_every, f.parent)
+            check_settings(f"flowgan/{f.parent.name}", json.loads(f.read_text()).get("config", {}), vars(wanted))
     todo = []
     for objective in args.objectives:
         for seed in args.seeds:

@@ -64,24 +64,30 @@ def claim(out: Path) -> bool:
     return False
 
 
+def run_lambda0(col: str, args) -> float:
+    """λ0 of a column's runs: ``--lambda0`` with the column's sign."""
+    return COLUMNS[col][1] * args.lambda0
+
+
+def run_folder(col: str, loss: str, seed: int, args) -> Path:
+    return Path(args.out) / args.data / f"{loss}_{COLUMNS[col][0]}_{run_lambda0(col, args):+g}_s{seed}"
+
+
 def run_argv(col: str, loss: str, seed: int, args) -> list[str]:
-    """The ``python -m softq_ugan.vagan`` arguments of one run; its folder is the value after ``--out``."""
-    schedule, sign = COLUMNS[col]
-    lam0 = sign * args.lambda0
-    out = Path(args.out) / args.data / f"{loss}_{schedule}_{lam0:+g}_s{seed}"
-    return ["--data", args.data, "--loss", loss, "--schedule", schedule, "--lambda0", str(lam0), "--iters", str(args.iters),
-            "--seed", str(seed), "--eval-every", str(args.eval_every), "--eval-samples", str(args.eval_samples),
-            "--ckpt-every", str(args.iters), "--out", str(out), "--quiet", "--critic-steps", str(critic_steps(loss, args)),
+    """The ``python -m softq_ugan.vagan`` arguments of one run."""
+    return ["--data", args.data, "--loss", loss, "--schedule", COLUMNS[col][0], "--lambda0", str(run_lambda0(col, args)),
+            "--iters", str(args.iters), "--seed", str(seed), "--eval-every", str(args.eval_every),
+            "--eval-samples", str(args.eval_samples), "--ckpt-every", str(args.iters),
+            "--out", str(run_folder(col, loss, seed, args)), "--quiet", "--critic-steps", str(critic_steps(loss, args)),
             *args.extra]
 
 
 def run_one(col: str, loss: str, seed: int, args) -> dict:
-    argv = run_argv(col, loss, seed, args)
-    out = Path(argv[argv.index("--out") + 1])
+    out = run_folder(col, loss, seed, args)
     if not (out / "metrics.json").exists():
         if not claim(out):
             return {"col": col, "loss": loss, "seed": seed, "error": "running in another instance"}
-        cmd = [sys.executable, "-m", "softq_ugan.vagan", *argv]
+        cmd = [sys.executable, "-m", "softq_ugan.vagan", *run_argv(col, loss, seed, args)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         try:
             res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -191,11 +197,10 @@ def main() -> None:
     cols = [c for c in COLUMNS if c in cols]
     jobs = [(c, loss, s) for loss in args.losses for c in cols for s in args.seeds]
     for job in jobs:  # a finished run is reused only if it ran as this call asks
-        argv = run_argv(*job, args)
-        out = Path(argv[argv.index("--out") + 1])
-        if (out / "metrics.json").exists():
-            check_settings(f"{out.parent.name}/{out.name}", json.loads((out / "metrics.json").read_text()).get("config", {}),
-                           vars(build_parser().parse_args(argv)))
+        metrics = run_folder(*job, args) / "metrics.json"
+        if metrics.exists():
+            check_settings(f"{args.data}/{metrics.parent.name}", json.loads(metrics.read_text()).get("config", {}),
+                           vars(build_parser().parse_args(run_argv(*job, args))))
     start = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as ex:
         results = list(ex.map(lambda j: run_one(*j, args), jobs))
