@@ -267,9 +267,9 @@ class SoftQ(OffPolicyAlgorithm):
         if not np.isfinite(mean_log_pi):  # e.g. a one-way generator whose Jacobian went singular (a fold)
             raise FloatingPointError(f"the policy's log-density is {mean_log_pi} at update {self._n_updates}: the "
                                      f"learned τ cannot use it (a one-way generator can fold)")
-        loss = -self.log_temperature * (mean_log_pi + self.target_entropy)
+        # ∂/∂log τ of the loss −log τ·(E log π + H̄), set directly: the value autograd gives, without its engine
         self.temperature_optimizer.zero_grad()
-        loss.sum().backward()
+        self.log_temperature.grad = torch.full_like(self.log_temperature, -(mean_log_pi + self.target_entropy))
         self.temperature_optimizer.step()
         self._sync_temperature()
         return {"train/entropy": -mean_log_pi}
@@ -294,10 +294,14 @@ class SoftQ(OffPolicyAlgorithm):
     def _polyak_update(self) -> None:
         """Q_target ← (1 − polyak) Q_target + polyak Q for every parameter: SB3's ``polyak_update`` in one multi-tensor
         op (SB3's takes two ops per tensor, 24 for the twin critics)."""
-        targets, params = list(self.critic_target.parameters()), list(self.critic.parameters())
-        if len(targets) != len(params):
-            raise ValueError(f"critic_target has {len(targets)} parameter tensors, critic {len(params)}")
-        torch._foreach_lerp_(targets, params, self.tau)
+        key = (id(self.critic_target), id(self.critic))
+        cached = self.__dict__.get("_polyak_params")
+        if cached is None or cached[0] != key:  # the lists, built once per pair of modules (not per step)
+            targets, params = list(self.critic_target.parameters()), list(self.critic.parameters())
+            if len(targets) != len(params):
+                raise ValueError(f"critic_target has {len(targets)} parameter tensors, critic {len(params)}")
+            cached = self.__dict__["_polyak_params"] = (key, targets, params)
+        torch._foreach_lerp_(cached[1], cached[2], self.tau)
 
     # -- one call of SB3's training loop ----------------------------------------------------------
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -375,7 +379,7 @@ class SoftQ(OffPolicyAlgorithm):
             self.policy.temperature = self.log_temperature.exp().item()
 
     def _excluded_save_params(self) -> list[str]:
-        return super()._excluded_save_params() + ["critic", "critic_target", "sampler_trainer"]
+        return super()._excluded_save_params() + ["critic", "critic_target", "sampler_trainer", "_polyak_params"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         optimizers = [f"policy.sampler_trainer.{name}" for name, value in vars(self.policy.sampler_trainer).items()

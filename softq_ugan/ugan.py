@@ -251,6 +251,10 @@ class UGAN:
             adam(s.critic.parameters(), config.lr_critic) if s.critic is not None else None
         )
         self.bridge_optimizer = adam(s.bridge.parameters(), config.lr_bridge)
+        # each network's parameter list, built once: walking the module tree on every step was ~4% of a SoftQ
+        # gradient step (profile_softq.md, session 42)
+        self._params = {name: list(getattr(s, name).parameters()) for name in ("generator", "bridge", "critic")
+                        if getattr(s, name) is not None}
         self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
         self.num_updates = 0
 
@@ -275,7 +279,7 @@ class UGAN:
                 logits = s.critic(torch.cat([x_g, x_nu], dim=-2), context)
                 loss = logistic_critic_loss(logits.narrow(-1, 0, n), logits.narrow(-1, n, n))
                 out["critic_loss"] = check_finite("U-GAN critic loss", loss.item(), t)
-                optimizer_step(self.critic_optimizer, loss, s.critic.parameters(), c.max_grad_norm)
+                optimizer_step(self.critic_optimizer, loss, self._params["critic"], c.max_grad_norm)
 
         # 2. generator: E[D(G) + log ν(G) − (1+λ_t) log u(G)] (VA eq. 9 with the §3.2 density ratio)
         lam = self.schedule(t)
@@ -294,10 +298,10 @@ class UGAN:
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
             # loss holds +mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −∇_θν NLL(x): the bridge
             # descends its NLL by ascending the generator's loss
-            joint_step(loss, [(self.generator_optimizer, s.generator.parameters(), 1.0),
-                              (self.bridge_optimizer, s.bridge.parameters(), -1.0)], c.max_grad_norm)
+            joint_step(loss, [(self.generator_optimizer, self._params["generator"], 1.0),
+                              (self.bridge_optimizer, self._params["bridge"], -1.0)], c.max_grad_norm)
         else:
-            optimizer_step(self.generator_optimizer, loss, s.generator.parameters(), c.max_grad_norm)
+            optimizer_step(self.generator_optimizer, loss, self._params["generator"], c.max_grad_norm)
         with torch.no_grad():
             out["kl_estimate"] = (log_rho - log_u).mean().item()  # KL(ρ‖u) + log Z
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
@@ -311,7 +315,7 @@ class UGAN:
                 x_g, anchor = s.rsample_and_anchor(n, context)  # G has moved: a fresh anchor
             nll = -s.bridge_log_prob(x_g, context, anchor).mean()
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", nll.item(), t)
-            optimizer_step(self.bridge_optimizer, nll, s.bridge.parameters(), c.max_grad_norm)
+            optimizer_step(self.bridge_optimizer, nll, self._params["bridge"], c.max_grad_norm)
 
         out["lambda"] = lam
         self.num_updates += 1

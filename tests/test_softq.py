@@ -210,6 +210,21 @@ def test_learned_temperature_stops_on_an_infinite_log_density():
     assert np.isfinite(model.log_temperature.item())
 
 
+def test_learned_temperature_step_is_autograds():
+    """The τ step sets ∂/∂log τ of −log τ·(E log π + H̄) directly: the same Adam step, to the bit, as backward gives."""
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto_0.3", target_entropy=-1.0, seed=0,
+                  **SMALL)
+    log_tau = model.log_temperature.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([log_tau], lr=model.lr_schedule(1))
+    for mean_log_pi in (0.7, -2.3, 0.123456789):
+        model._update_temperature(torch.zeros(2, 3), mean_log_pi)
+        optimizer.zero_grad()
+        (-log_tau * (mean_log_pi - 1.0)).sum().backward()
+        optimizer.step()
+        assert torch.equal(model.log_temperature.detach(), log_tau.detach())
+    assert model.policy.temperature == pytest.approx(log_tau.exp().item()) and log_tau.item() != pytest.approx(np.log(0.3))
+
+
 def test_learned_temperature_survives_save_load(tmp_path):
     model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto", seed=0, **SMALL)
     model.learn(100)
@@ -295,6 +310,11 @@ def test_target_critic_update_is_sb3s_polyak_update():
         polyak_update(critic.parameters(), target.parameters(), 0.05)
     for a, b, b0 in zip(model.critic_target.parameters(), target.parameters(), start):
         assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(b, b0)  # the same step, and a step
+    # its parameter lists are kept between calls, but follow the modules when they are replaced
+    model.critic, model.critic_target = critic, target
+    before = [p.clone() for p in target.parameters()]
+    model._polyak_update()
+    assert all(not torch.equal(p, p0) for p, p0 in zip(target.parameters(), before))
 
 
 @pytest.mark.parametrize("proposal", ["uniform", "bridge"])
