@@ -3,9 +3,10 @@
     python benchmarks/oneway.py                         # 2 targets × 5 seeds × 10,000 updates, 2 jobs
     python benchmarks/oneway.py --name oneway_2k --steps 2000 --extra '--lr-d 1e-3 --lr-g 5e-4 --d-steps 2 --w 0.3'
 
-Each run writes benchmarks/results/<name>/<target>_<seed>/metrics.json (and samples.png); a rerun
-skips finished runs, and refuses finished runs that ran with other settings than it asks for; the report
-goes to benchmarks/results/<name>.md (name: oneway). One torch thread per process.
+Each run writes benchmarks/results/<name>/<target>_<seed>/metrics.json (and samples.png), or failed.json
+when it raised (a singular Jacobian, a NaN loss); a rerun skips finished and failed runs (remove failed.json to
+run one again), and refuses those that ran with other settings than it asks for; the report, which counts
+failed runs, goes to benchmarks/results/<name>.md (name: oneway). One torch thread per process.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from report_notes import NOTES, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.cli import FAILED  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PAPER = {  # OW Table 1: (modes, %HQ) of OW and of VEEGAN
@@ -57,18 +60,29 @@ def mean(v):
     return sum(v) / len(v)
 
 
+def failed_seeds(run_dir: Path, target: str) -> list[int]:
+    """The seeds of ``target`` whose runs raised (their failed.json), in order."""
+    return sorted(int(f.parent.name.rpartition("_")[2]) for f in run_dir.glob(f"{target}_*/{FAILED}"))
+
+
 def report(run_dir: Path, targets: list[str], setup: str) -> str:
     rows = []
     for t in targets:
         found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{t}_*/metrics.json"))]
         found = [r for r in found if not r.get("interrupted")]
+        failed = failed_seeds(run_dir, t)
+        runs = f"{len(found)} of {len(found) + len(failed)} (failed: seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})" if failed \
+            else str(len(found))
         if not found:
+            if failed:
+                rows.append(f"| {t} | {runs} | – | – | – | {PAPER[t][0][0]} / {PAPER[t][0][1]} | "
+                            f"{PAPER[t][1][0]} / {PAPER[t][1][1]} | – |")
             continue
         modes = [r["modes_covered"] for r in found]
         hq = [100 * r["hq_fraction"] for r in found]
         (ow_m, ow_hq), (vg_m, vg_hq) = PAPER[t]
         rows.append(
-            f"| {t} | {len(found)} | {mean(modes):.1f} (median {statistics.median(modes):.0f}; {min(modes)}–{max(modes)}) "
+            f"| {t} | {runs} | {mean(modes):.1f} (median {statistics.median(modes):.0f}; {min(modes)}–{max(modes)}) "
             f"| {mean(hq):.1f} (median {statistics.median(hq):.1f}; {min(hq):.1f}–{max(hq):.1f}) "
             f"| {statistics.median([r['mmd2'] for r in found]):.4f} | {ow_m} / {ow_hq} | {vg_m} / {vg_hq} "
             f"| {statistics.median([r['seconds'] for r in found]):.0f} |"
@@ -146,20 +160,30 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--name", default="oneway", help="results name: the runs' folder and the report's .md/.png stem")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings
+    from softq_ugan.cli import check_args, check_settings, record_failure, recorded_failure
     from softq_ugan.targets import TARGETS
 
     check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--targets": (args.targets, list(TARGETS))})
-    run_dir = RESULTS / args.name
+    results = args.results
+    run_dir = results / args.name
     extra = ["--steps", str(args.steps), *args.extra.split()]
-    for t in args.targets:  # every finished run the report reads must have run as this call asks
-        for f in sorted(run_dir.glob(f"{t}_*/metrics.json")):
+    for t in args.targets:  # every finished (or failed) run the report reads must have run as this call asks
+        for f in sorted([*run_dir.glob(f"{t}_*/metrics.json"), *run_dir.glob(f"{t}_*/{FAILED}")]):
             seed = int(f.parent.name.rpartition("_")[2])
             check_settings(f"{args.name}/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
                            vars(run_args(t, seed, extra, f.parent)))
-    todo = [(t, s, run_dir / f"{t}_{s}") for t in args.targets for s in args.seeds if not (run_dir / f"{t}_{s}" / "metrics.json").exists()]
+    todo = []
+    for t in args.targets:
+        for s in args.seeds:
+            out = run_dir / f"{t}_{s}"
+            if (failure := recorded_failure(out)) is not None and not args.report_only:
+                print(f"{t} seed {s}: skipped, it failed before ({failure['error']}); remove {out / FAILED} to run it "
+                      "again", flush=True)
+            elif failure is None and not (out / "metrics.json").exists():
+                todo.append((t, s, out))
     start = time.time()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -169,8 +193,12 @@ def main() -> None:
                 try:
                     m = fut.result()
                     print(f"{t} seed {s}: {m['modes_covered']} modes, {m['hq_fraction']:.1%} HQ ({m['seconds']:.0f}s)", flush=True)
-                except Exception as e:  # keep the other runs going
-                    print(f"{t} seed {s}: FAILED {type(e).__name__}: {e}", flush=True)
+                except BrokenProcessPool as e:  # the worker died (killed, out of memory): not the run's own failure
+                    print(f"{t} seed {s}: FAILED {type(e).__name__}: {e} (not recorded: a rerun trains it)", flush=True)
+                except Exception as e:  # keep the other runs going; the record stops a rerun from training it again
+                    out = run_dir / f"{t}_{s}"
+                    record_failure(out, e, vars(run_args(t, s, extra, out)))
+                    print(f"{t} seed {s}: FAILED {type(e).__name__}: {e} (recorded in {out / FAILED})", flush=True)
     # the runs come from the training command; --report-only just re-aggregates them
     command = "python " + " ".join(["benchmarks/oneway.py", *[f"'{a}'" if " " in a else a for a in sys.argv[1:]
                                                               if a != "--report-only"]])
@@ -181,9 +209,9 @@ def main() -> None:
              f"Training time of the runs: {total_seconds(run_dir, args.targets) / 60:.0f} min "
              f"(this invocation: {time.time() - start:.0f} s).")
     md = report(run_dir, args.targets, setup)
-    figure(run_dir, args.targets, RESULTS / f"{args.name}_log_zeta.png")
-    samples_figure(run_dir, args.targets, RESULTS / f"{args.name}_samples.png")
-    print(write_report(RESULTS / f"{args.name}.md", md))  # hand-written notes survive a rerun
+    figure(run_dir, args.targets, results / f"{args.name}_log_zeta.png")
+    samples_figure(run_dir, args.targets, results / f"{args.name}_samples.png")
+    print(write_report(results / f"{args.name}.md", md))  # hand-written notes survive a rerun
 
 
 if __name__ == "__main__":

@@ -62,6 +62,22 @@ def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
     os.replace(tmp, path)
 
 
+FAILED = "failed.json"  # beside a benchmark run's results: the run raised, with what and under which settings
+
+
+def record_failure(run_dir: str | Path, error: BaseException, config: dict) -> None:
+    """Write ``run_dir/failed.json``: the error as one line and the settings the run had. A benchmark rerun then skips
+    the run (it fails the same way on the same build) while still checking its settings, and its report counts it as
+    failed; removing the file runs it again."""
+    write_json(Path(run_dir) / FAILED, {"error": error_line(error), "config": config})
+
+
+def recorded_failure(run_dir: str | Path) -> dict | None:
+    """The ``failed.json`` record of a benchmark run (``{"error", "config"}``), or None if it has none."""
+    f = Path(run_dir) / FAILED
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
 def checkpoint_data(path: str | Path) -> dict:
     """What an SB3 checkpoint .zip records about its model (its ``data`` JSON: seed, policy class, ...), read
     without loading it; ValueError if ``path`` is not one (OSError if it cannot be opened)."""

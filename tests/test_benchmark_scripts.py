@@ -193,6 +193,29 @@ def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
                                                "give the settings it ran with, or remove it to run it again")
 
 
+def test_oneway_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path):
+    """A run that raises (here a real NaN loss, from learning rates of 1e30) leaves failed.json with its error and
+    settings; a rerun skips it rather than train it again, the report counts it as failed, a rerun with other
+    settings is refused, and removing the record runs it again."""
+    extra = "--lr-g 1e30 --lr-d 1e30 --batch-size 16 --num-samples 16 --eval-samples 100"
+    args = ["benchmarks/oneway.py", "--targets", "ring8", "--seeds", "1", "--steps", "3", "--jobs", "1",
+            "--name", "tiny", "--results", str(tmp_path), "--extra", extra]
+    first = run(*args)
+    record = json.loads((tmp_path / "tiny" / "ring8_1" / "failed.json").read_text())
+    assert record["error"].startswith("FloatingPointError: ") and "is nan at update 0" in record["error"]
+    assert record["config"]["lr_g"] == 1e30 and record["config"]["seed"] == 1 and "FAILED FloatingPointError" in first.stdout
+    assert not (tmp_path / "tiny" / "ring8_1" / "metrics.json").exists()
+    again = run(*args)
+    assert "ring8 seed 1: skipped, it failed before (FloatingPointError: " in again.stdout and "FAILED" not in again.stdout
+    table = (tmp_path / "tiny.md").read_text()
+    assert "| ring8 | 0 of 1 (failed: seed 1) | – |" in table
+    other = subprocess.run([sys.executable, *args[:-1], extra.replace("--lr-g 1e30", "--lr-g 1e29")],
+                           capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert other.returncode == 2 and "tiny/ring8_1 finished with lr_g=1e+30, but this call asks for lr_g=1e+29" in other.stderr
+    (tmp_path / "tiny" / "ring8_1" / "failed.json").unlink()
+    assert "ring8 seed 1: FAILED FloatingPointError" in run(*args).stdout
+
+
 def test_samplers_benchmark_tiny(tmp_path):
     for seed, evals in ((0, [[10_000, 5.0], [20_000, 200.0]]), (1, [[10_000, 10.0]])):  # one finished, one resumable
         log = dict(algo="softq-maf", seed=seed, steps=evals[-1][0], seconds=evals[-1][0] / 50, evals=evals)
