@@ -4,9 +4,10 @@
     python benchmarks/flowgan.py --data mnist5k --jobs 1          # MNIST-5k, as flowgan.md ran it
 
 Each run writes benchmarks/results/flowgan/<data>_<flow>_<objective>_<seed>/metrics.json (and its
-figures); a rerun skips finished runs (and refuses ones that ran with other settings); the report
-aggregates whatever exists into benchmarks/results/flowgan.md (medians over seeds) with FG's Table 1
-beside it. One torch thread per process.
+figures), or failed.json when it raised; a rerun skips finished and failed runs (remove failed.json to run one
+again) and refuses ones that ran with other settings; the report aggregates whatever exists into
+benchmarks/results/flowgan.md (medians over seeds, failed runs counted) with FG's Table 1 beside it. One torch
+thread per process.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from softq_ugan.cli import FAILED  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_OBJECTIVES = ["mle", "adv", "hybrid:0.1", "hybrid:1"]
@@ -67,15 +70,21 @@ def med(values, spec: str) -> str:
 def report(run_dir: Path, data: str, flow: str, objectives: list[str], command: str, setup: str) -> str:
     rows, parzen = [], []
     for objective in objectives:
-        found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{data}_{flow}_{objective.replace(':', '-')}_*/metrics.json"))]
+        stem = f"{data}_{flow}_{objective.replace(':', '-')}"
+        found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{stem}_*/metrics.json"))]
         found = [r for r in found if not r.get("interrupted")]
+        failed = sorted(int(f.parent.name.rpartition("_")[2]) for f in run_dir.glob(f"{stem}_*/{FAILED}"))
+        runs = f"{len(found)} of {len(found) + len(failed)} (failed: seed{'s' * (len(failed) > 1)} " \
+               f"{', '.join(map(str, failed))})" if failed else str(len(found))
         if not found:
+            if failed:
+                rows.append(f"| {objective.replace(':', ' λ=')} | {runs} |" + " – |" * 10)
             continue
         parzen += [r["parzen"] for r in found if "parzen" in r]
         paper = PAPER.get(objective, (None, None))
         best = [r["best_mode_row"] for r in found]
         rows.append(
-            f"| {objective.replace(':', ' λ=')} | {len(found)} | {med([r['best_mode'] for r in found], '.2f')} "
+            f"| {objective.replace(':', ' λ=')} | {runs} | {med([r['best_mode'] for r in found], '.2f')} "
             f"| {med([b['inception'] for b in best], '.2f')} | {med([b['fd'] for b in best], '.3f')} "
             f"| {med([b['kid'] for b in best], '.4f')} "
             f"| {med([r['test_nll_nats'] for r in found], '.1f')} | {med([r['test_bits_per_dim'] for r in found], '.3f')} "
@@ -122,8 +131,9 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings, fail
+    from softq_ugan.cli import check_args, check_settings, fail, record_failure, skip_failed
     from softq_ugan.data.images import DATASETS
     from softq_ugan.flowgan import OBJECTIVES
     from softq_ugan.flows.couplings import FLOWS
@@ -137,9 +147,11 @@ def main() -> None:
             fail(f"--objectives {objective}: the weight after ':' must be a number, e.g. hybrid:0.1")
     if not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
-    run_dir = RESULTS / "flowgan"
-    for objective in args.objectives:  # every finished run the report reads must have run as this call asks
-        for f in sorted(run_dir.glob(f"{args.data}_{args.flow}_{objective.replace(':', '-')}_*/metrics.json")):
+    results = args.results
+    run_dir = results / "flowgan"
+    for objective in args.objectives:  # every finished (or failed) run the report reads must have run as this call asks
+        stem = f"{args.data}_{args.flow}_{objective.replace(':', '-')}"
+        for f in sorted([*run_dir.glob(f"{stem}_*/metrics.json"), *run_dir.glob(f"{stem}_*/{FAILED}")]):
             seed = int(f.parent.name.rpartition("_")[2])
             wanted = run_args(args.data, args.flow, objective, seed, args.steps, args.lr, args.eval_every, f.parent)
             check_settings(f"flowgan/{f.parent.name}", json.loads(f.read_text()).get("config", {}), vars(wanted))
@@ -147,7 +159,8 @@ def main() -> None:
     for objective in args.objectives:
         for seed in args.seeds:
             out = run_dir / f"{args.data}_{args.flow}_{objective.replace(':', '-')}_{seed}"
-            if not (out / "metrics.json").exists():
+            if not (out / "metrics.json").exists() and not skip_failed(out, f"{objective} seed {seed}",
+                                                                       say=not args.report_only):
                 todo.append((objective, seed, out))
     start = time.time()
     if todo and not args.report_only:
@@ -159,8 +172,12 @@ def main() -> None:
                 try:
                     m = fut.result()
                     print(f"{o} seed {s}: test NLL {m['test_nll_nats']:.1f}, best MODE {m['best_mode']:.2f} ({m['seconds']:.0f}s)", flush=True)
-                except Exception as e:  # keep the other runs going
-                    print(f"{o} seed {s}: FAILED {type(e).__name__}: {e}", flush=True)
+                except BrokenProcessPool as e:  # the worker died (killed, out of memory): not the run's own failure
+                    print(f"{o} seed {s}: FAILED {type(e).__name__}: {e} (not recorded: a rerun trains it)", flush=True)
+                except Exception as e:  # keep the other runs going; the record stops a rerun from training it again
+                    out = run_dir / f"{args.data}_{args.flow}_{o.replace(':', '-')}_{s}"
+                    record_failure(out, e, vars(run_args(args.data, args.flow, o, s, args.steps, args.lr, args.eval_every, out)))
+                    print(f"{o} seed {s}: FAILED {type(e).__name__}: {e} (recorded in {out / FAILED})", flush=True)
     command = "python " + " ".join([f"benchmarks/flowgan.py", *sys.argv[1:]])
     setup = (f"`{command}` — {platform.machine()} {os.cpu_count()}-core CPU shared with other jobs, one torch thread "
              f"per process, {args.jobs} processes; seeds {args.seeds}; {args.steps} generator updates, batch 64, Adam "
@@ -170,8 +187,8 @@ def main() -> None:
              f"MODE/Inception/FD/KID: the checkpoint with the best MODE score (1,000 samples vs the real test split). "
              f"Wall time of this invocation: {time.time() - start:.0f} s.")
     table = report(run_dir, args.data, args.flow, args.objectives, command, setup)
-    figure(run_dir, args.data, args.flow, args.objectives, RESULTS / f"flowgan_{args.data}_singular_values.png")
-    md = RESULTS / "flowgan.md"
+    figure(run_dir, args.data, args.flow, args.objectives, results / f"flowgan_{args.data}_singular_values.png")
+    md = results / "flowgan.md"
     sections = {}
     if md.exists():  # keep the other datasets' sections
         for block in md.read_text().split("\n### ")[1:]:

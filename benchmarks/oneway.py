@@ -162,7 +162,7 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings, record_failure, recorded_failure
+    from softq_ugan.cli import check_args, check_settings, record_failure, skip_failed
     from softq_ugan.targets import TARGETS
 
     check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
@@ -175,15 +175,9 @@ def main() -> None:
             seed = int(f.parent.name.rpartition("_")[2])
             check_settings(f"{args.name}/{f.parent.name}", json.loads(f.read_text()).get("config", {}),
                            vars(run_args(t, seed, extra, f.parent)))
-    todo = []
-    for t in args.targets:
-        for s in args.seeds:
-            out = run_dir / f"{t}_{s}"
-            if (failure := recorded_failure(out)) is not None and not args.report_only:
-                print(f"{t} seed {s}: skipped, it failed before ({failure['error']}); remove {out / FAILED} to run it "
-                      "again", flush=True)
-            elif failure is None and not (out / "metrics.json").exists():
-                todo.append((t, s, out))
+    runs = [(t, s, run_dir / f"{t}_{s}") for t in args.targets for s in args.seeds]
+    todo = [(t, s, out) for t, s, out in runs
+            if not (out / "metrics.json").exists() and not skip_failed(out, f"{t} seed {s}", say=not args.report_only)]
     start = time.time()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -78,6 +78,16 @@ def recorded_failure(run_dir: str | Path) -> dict | None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
+def skip_failed(run_dir: str | Path, label: str, say: bool = True) -> bool:
+    """Whether a benchmark should skip the run in ``run_dir`` because it failed before; with ``say``, one line saying
+    so (``label``: the run's name in it) and how to run it again."""
+    failure = recorded_failure(run_dir)
+    if failure is not None and say:
+        print(f"{label}: skipped, it failed before ({failure['error']}); remove {Path(run_dir) / FAILED} to run it "
+              "again", flush=True)
+    return failure is not None
+
+
 def checkpoint_data(path: str | Path) -> dict:
     """What an SB3 checkpoint .zip records about its model (its ``data`` JSON: seed, policy class, ...), read
     without loading it; ValueError if ``path`` is not one (OSError if it cannot be opened)."""

@@ -193,27 +193,37 @@ def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
                                                "give the settings it ran with, or remove it to run it again")
 
 
-def test_oneway_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path):
+ONEWAY_NAN = "--lr-g 1e30 --lr-d 1e30 --batch-size 16 --num-samples 16 --eval-samples 100"
+
+
+@pytest.mark.parametrize("args, label, run_dir, report, row, changed", [
+    (["benchmarks/oneway.py", "--targets", "ring8", "--seeds", "1", "--steps", "3", "--name", "tiny", "--extra", ONEWAY_NAN], "ring8",
+     "tiny/ring8_1", "tiny.md", "| ring8 | 0 of 1 (failed: seed 1) | – |",
+     ("--extra", ONEWAY_NAN.replace("1e30 --lr-d", "1e29 --lr-d"), "lr_g=1e+30, but this call asks for lr_g=1e+29")),
+    (["benchmarks/flowgan.py", "--objectives", "adv", "--seeds", "1", "--steps", "2", "--eval-every", "1", "--lr", "1e30"], "adv",
+     "flowgan/digits_nice_adv_1", "flowgan.md", "| adv | 0 of 1 (failed: seed 1) | – |",
+     ("--lr", "1e29", "lr=1e+30, but this call asks for lr=1e+29")),
+])
+def test_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path, args, label, run_dir, report, row, changed):
     """A run that raises (here a real NaN loss, from learning rates of 1e30) leaves failed.json with its error and
     settings; a rerun skips it rather than train it again, the report counts it as failed, a rerun with other
     settings is refused, and removing the record runs it again."""
-    extra = "--lr-g 1e30 --lr-d 1e30 --batch-size 16 --num-samples 16 --eval-samples 100"
-    args = ["benchmarks/oneway.py", "--targets", "ring8", "--seeds", "1", "--steps", "3", "--jobs", "1",
-            "--name", "tiny", "--results", str(tmp_path), "--extra", extra]
+    args = [*args, "--jobs", "1", "--results", str(tmp_path)]
     first = run(*args)
-    record = json.loads((tmp_path / "tiny" / "ring8_1" / "failed.json").read_text())
+    record = json.loads((tmp_path / run_dir / "failed.json").read_text())
     assert record["error"].startswith("FloatingPointError: ") and "is nan at update 0" in record["error"]
-    assert record["config"]["lr_g"] == 1e30 and record["config"]["seed"] == 1 and "FAILED FloatingPointError" in first.stdout
-    assert not (tmp_path / "tiny" / "ring8_1" / "metrics.json").exists()
+    assert record["config"]["seed"] == 1 and f"{label} seed 1: FAILED FloatingPointError" in first.stdout
+    assert not (tmp_path / run_dir / "metrics.json").exists()
     again = run(*args)
-    assert "ring8 seed 1: skipped, it failed before (FloatingPointError: " in again.stdout and "FAILED" not in again.stdout
-    table = (tmp_path / "tiny.md").read_text()
-    assert "| ring8 | 0 of 1 (failed: seed 1) | – |" in table
-    other = subprocess.run([sys.executable, *args[:-1], extra.replace("--lr-g 1e30", "--lr-g 1e29")],
-                           capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert other.returncode == 2 and "tiny/ring8_1 finished with lr_g=1e+30, but this call asks for lr_g=1e+29" in other.stderr
-    (tmp_path / "tiny" / "ring8_1" / "failed.json").unlink()
-    assert "ring8 seed 1: FAILED FloatingPointError" in run(*args).stdout
+    assert f"{label} seed 1: skipped, it failed before (FloatingPointError: " in again.stdout and "FAILED" not in again.stdout
+    assert row in (tmp_path / report).read_text()
+    flag, value, message = changed
+    other = args.copy()
+    other[other.index(flag) + 1] = value
+    refused = subprocess.run([sys.executable, *other], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 2 and f"{run_dir} finished with {message}" in refused.stderr
+    (tmp_path / run_dir / "failed.json").unlink()
+    assert f"{label} seed 1: FAILED FloatingPointError" in run(*args).stdout
 
 
 def test_samplers_benchmark_tiny(tmp_path):
