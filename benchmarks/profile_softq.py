@@ -9,10 +9,13 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+critics3 sac --no-profile   # --n-critics 3
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+old sac ugan ugan+old --no-profile   # 256 x 1 vs 64 x 4
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+ss2 sac ugan ugan+ss2 --no-profile   # --sampler-steps 2
+    python benchmarks/profile_softq.py --preset --agents sac ugan --no-profile --ops 12   # torch profiler: per-op time
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
-then run again under cProfile and the top entries by cumulative time are printed.
+then run again under cProfile and the top entries by cumulative time are printed. ``--ops N`` runs each agent's
+steps once more under the torch profiler and prints its N costliest operators by their own CPU time, with the share
+of matrix products (what the networks' sizes fix) against everything else (per-operator overhead, elementwise work).
 """
 
 from __future__ import annotations
@@ -43,6 +46,29 @@ MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], 
                      "--sampler-particles", "4"]}
 
 
+MATMUL = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")  # the matrix products of the linear layers
+
+
+def operator_table(model, gradient_steps: int, top: int, name: str) -> str:
+    """``gradient_steps`` more steps of ``model`` under the torch profiler: the ``top`` operators by own CPU time, as
+    a markdown table with ms per gradient step, and a line with the matrix products' share of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.train(gradient_steps=gradient_steps, batch_size=model.batch_size)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)  # µs, over every operator and profiler range
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL)
+    per_step = 1000 * gradient_steps  # µs → ms per gradient step
+    lines = [f"\n{name} under the torch profiler: {total / per_step:.2f} ms of own CPU time per gradient step, "
+             f"{matmul / per_step:.2f} ms ({matmul / total:.0%}) in matrix products, {(total - matmul) / per_step:.2f} ms "
+             "in everything else\n", "| operator | calls per step | ms per step | share |", "|---|---|---|---|"]
+    for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
+        lines.append(f"| {e.key} | {e.count / gradient_steps:.1f} | {e.self_cpu_time_total / per_step:.3f} | "
+                     f"{e.self_cpu_time_total / total:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gradient-steps", type=int, default=200)
@@ -56,6 +82,9 @@ def main() -> None:
                         "--sampler-batch-size 256 --sampler-particles 1 (SAC's actor batch), ugan+old the preset of "
                         "sessions 22-30 (--no-bridge-anchor --sampler-grad-clip 10, 64 states x 4 samples)")
     p.add_argument("--no-profile", action="store_true", help="timings only, no cProfile of the U-GAN")
+    p.add_argument("--ops", type=int, default=0, metavar="N",
+                   help="also run each agent's steps under the torch profiler: its N costliest operators by own CPU "
+                        "time, and the matrix products' share (default 0: off)")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
@@ -70,6 +99,8 @@ def main() -> None:
     from envs import make_env
     from softq_ugan.cli import fail
 
+    if args.ops < 0:
+        fail(f"--ops must be >= 0, got {args.ops}")
     for flag in PRESET_FLAGS:
         if getattr(args, flag) is not None and not args.preset:
             fail(f"--{flag.replace('_', '-')} applies with --preset only")
@@ -112,6 +143,8 @@ def main() -> None:
         per_state = (f", {k} sample{'s' * (k != 1)} per state of {model.sampler_states} in the sampler step"
                      if k is not None else "")  # the U-GAN's and MAF's
         print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size}{per_state})", flush=True)
+        if args.ops:
+            print(operator_table(model, args.gradient_steps, args.ops, name), flush=True)
         if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()
             profile.enable()

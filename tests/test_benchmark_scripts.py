@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_p
     ("vagan.py", ["--schedules", "foo"], "--schedules: unknown name 'foo'"),
     ("vagan.py", ["--losses", "hinge"], "--losses: unknown name 'hinge'"),
     ("oneway.py", ["--steps", "0"], "--steps must be >= 1, got 0"),
+    ("profile_softq.py", ["--ops", "-1"], "--ops must be >= 0, got -1"),
     ("oneway.py", ["--seeds", "-2"], "--seeds must be >= 0 (gymnasium's reset seeds are), got -2"),
     ("ugan_toy.py", ["--targets", "moons"], "--targets: unknown name 'moons'"),
     ("samplers.py", ["--seeds", "-1"], "--seeds must be >= 0"),
@@ -455,8 +457,17 @@ def test_policy_spread_reads_sac_width_and_refuses_td3(tmp_path):
 
 def test_profile_softq_times_the_swimmer_presets():
     r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "ugan+old",
-            "--gradient-steps", "4", "--no-profile")
+            "--gradient-steps", "4", "--no-profile", "--ops", "3")
     lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
+    # --ops: per agent, the torch profiler's split (matrix products against the rest) and its 3 costliest operators
+    splits = [line for line in r.stdout.splitlines() if "under the torch profiler" in line]
+    assert [line.split(" under")[0] for line in splits] == ["sac", "ugan/2", "ugan", "ugan+old"]
+    for line in splits:
+        total, matmul, rest = (float(x.split(" ms")[0].split()[-1]) for x in line.split(",")[:3])
+        assert total > 0 and matmul > 0 and total == pytest.approx(matmul + rest, abs=0.02)
+    assert r.stdout.count("| operator | calls per step | ms per step | share |") == 4
+    rows = [line for line in r.stdout.splitlines() if re.fullmatch(r"\| \S.* \| [\d.]+ \| [\d.]+ \| [\d.]+% \|", line)]
+    assert len(rows) == 12 and any(row.startswith("| aten::addmm |") for row in rows)
     assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan", "ugan+old"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
     assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
