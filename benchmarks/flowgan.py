@@ -20,12 +20,11 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import FAILED  # noqa: E402
+from softq_ugan.cli import FAILED, failed_seeds, runs_cell  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_OBJECTIVES = ["mle", "adv", "hybrid:0.1", "hybrid:1"]
@@ -73,9 +72,8 @@ def report(run_dir: Path, data: str, flow: str, objectives: list[str], command: 
         stem = f"{data}_{flow}_{objective.replace(':', '-')}"
         found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{stem}_*/metrics.json"))]
         found = [r for r in found if not r.get("interrupted")]
-        failed = sorted(int(f.parent.name.rpartition("_")[2]) for f in run_dir.glob(f"{stem}_*/{FAILED}"))
-        runs = f"{len(found)} of {len(found) + len(failed)} (failed: seed{'s' * (len(failed) > 1)} " \
-               f"{', '.join(map(str, failed))})" if failed else str(len(found))
+        failed = failed_seeds(run_dir, stem)
+        runs = runs_cell(len(found), failed)
         if not found:
             if failed:
                 rows.append(f"| {objective.replace(':', ' λ=')} | {runs} |" + " – |" * 10)
@@ -133,7 +131,7 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings, fail, record_failure, skip_failed
+    from softq_ugan.cli import check_args, check_settings, fail, run_failed, skip_failed
     from softq_ugan.data.images import DATASETS
     from softq_ugan.flowgan import OBJECTIVES
     from softq_ugan.flows.couplings import FLOWS
@@ -147,8 +145,7 @@ def main() -> None:
             fail(f"--objectives {objective}: the weight after ':' must be a number, e.g. hybrid:0.1")
     if not args.lr > 0:
         fail(f"--lr must be positive, got {args.lr}")
-    results = args.results
-    run_dir = results / "flowgan"
+    run_dir = args.results / "flowgan"
     for objective in args.objectives:  # every finished (or failed) run the report reads must have run as this call asks
         stem = f"{args.data}_{args.flow}_{objective.replace(':', '-')}"
         for f in sorted([*run_dir.glob(f"{stem}_*/metrics.json"), *run_dir.glob(f"{stem}_*/{FAILED}")]):
@@ -165,19 +162,16 @@ def main() -> None:
     start = time.time()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_one, args.data, args.flow, o, s, args.steps, args.lr, args.eval_every, out): (o, s)
+            futures = {pool.submit(run_one, args.data, args.flow, o, s, args.steps, args.lr, args.eval_every, out): (o, s, out)
                        for o, s, out in todo}
             for fut in as_completed(futures):
-                o, s = futures[fut]
+                o, s, out = futures[fut]
                 try:
                     m = fut.result()
                     print(f"{o} seed {s}: test NLL {m['test_nll_nats']:.1f}, best MODE {m['best_mode']:.2f} ({m['seconds']:.0f}s)", flush=True)
-                except BrokenProcessPool as e:  # the worker died (killed, out of memory): not the run's own failure
-                    print(f"{o} seed {s}: FAILED {type(e).__name__}: {e} (not recorded: a rerun trains it)", flush=True)
                 except Exception as e:  # keep the other runs going; the record stops a rerun from training it again
-                    out = run_dir / f"{args.data}_{args.flow}_{o.replace(':', '-')}_{s}"
-                    record_failure(out, e, vars(run_args(args.data, args.flow, o, s, args.steps, args.lr, args.eval_every, out)))
-                    print(f"{o} seed {s}: FAILED {type(e).__name__}: {e} (recorded in {out / FAILED})", flush=True)
+                    run_failed(out, e, vars(run_args(args.data, args.flow, o, s, args.steps, args.lr, args.eval_every, out)),
+                               f"{o} seed {s}")
     command = "python " + " ".join([f"benchmarks/flowgan.py", *sys.argv[1:]])
     setup = (f"`{command}` — {platform.machine()} {os.cpu_count()}-core CPU shared with other jobs, one torch thread "
              f"per process, {args.jobs} processes; seeds {args.seeds}; {args.steps} generator updates, batch 64, Adam "
@@ -187,8 +181,8 @@ def main() -> None:
              f"MODE/Inception/FD/KID: the checkpoint with the best MODE score (1,000 samples vs the real test split). "
              f"Wall time of this invocation: {time.time() - start:.0f} s.")
     table = report(run_dir, args.data, args.flow, args.objectives, command, setup)
-    figure(run_dir, args.data, args.flow, args.objectives, results / f"flowgan_{args.data}_singular_values.png")
-    md = results / "flowgan.md"
+    figure(run_dir, args.data, args.flow, args.objectives, args.results / f"flowgan_{args.data}_singular_values.png")
+    md = args.results / "flowgan.md"
     sections = {}
     if md.exists():  # keep the other datasets' sections
         for block in md.read_text().split("\n### ")[1:]:

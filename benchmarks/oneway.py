@@ -19,14 +19,13 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from report_notes import NOTES, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from softq_ugan.cli import FAILED  # noqa: E402
+from softq_ugan.cli import FAILED, failed_seeds, runs_cell  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PAPER = {  # OW Table 1: (modes, %HQ) of OW and of VEEGAN
@@ -60,19 +59,13 @@ def mean(v):
     return sum(v) / len(v)
 
 
-def failed_seeds(run_dir: Path, target: str) -> list[int]:
-    """The seeds of ``target`` whose runs raised (their failed.json), in order."""
-    return sorted(int(f.parent.name.rpartition("_")[2]) for f in run_dir.glob(f"{target}_*/{FAILED}"))
-
-
 def report(run_dir: Path, targets: list[str], setup: str) -> str:
     rows = []
     for t in targets:
         found = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{t}_*/metrics.json"))]
         found = [r for r in found if not r.get("interrupted")]
         failed = failed_seeds(run_dir, t)
-        runs = f"{len(found)} of {len(found) + len(failed)} (failed: seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})" if failed \
-            else str(len(found))
+        runs = runs_cell(len(found), failed)
         if not found:
             if failed:
                 rows.append(f"| {t} | {runs} | – | – | – | {PAPER[t][0][0]} / {PAPER[t][0][1]} | "
@@ -162,13 +155,12 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings, record_failure, skip_failed
+    from softq_ugan.cli import check_args, check_settings, run_failed, skip_failed
     from softq_ugan.targets import TARGETS
 
     check_args(positive={"--steps": args.steps, "--jobs": args.jobs}, seeds={"--seeds": args.seeds},
                names={"--targets": (args.targets, list(TARGETS))})
-    results = args.results
-    run_dir = results / args.name
+    run_dir = args.results / args.name
     extra = ["--steps", str(args.steps), *args.extra.split()]
     for t in args.targets:  # every finished (or failed) run the report reads must have run as this call asks
         for f in sorted([*run_dir.glob(f"{t}_*/metrics.json"), *run_dir.glob(f"{t}_*/{FAILED}")]):
@@ -181,18 +173,14 @@ def main() -> None:
     start = time.time()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_one, t, s, extra, out): (t, s) for t, s, out in todo}
+            futures = {pool.submit(run_one, t, s, extra, out): (t, s, out) for t, s, out in todo}
             for fut in as_completed(futures):
-                t, s = futures[fut]
+                t, s, out = futures[fut]
                 try:
                     m = fut.result()
                     print(f"{t} seed {s}: {m['modes_covered']} modes, {m['hq_fraction']:.1%} HQ ({m['seconds']:.0f}s)", flush=True)
-                except BrokenProcessPool as e:  # the worker died (killed, out of memory): not the run's own failure
-                    print(f"{t} seed {s}: FAILED {type(e).__name__}: {e} (not recorded: a rerun trains it)", flush=True)
                 except Exception as e:  # keep the other runs going; the record stops a rerun from training it again
-                    out = run_dir / f"{t}_{s}"
-                    record_failure(out, e, vars(run_args(t, s, extra, out)))
-                    print(f"{t} seed {s}: FAILED {type(e).__name__}: {e} (recorded in {out / FAILED})", flush=True)
+                    run_failed(out, e, vars(run_args(t, s, extra, out)), f"{t} seed {s}")
     # the runs come from the training command; --report-only just re-aggregates them
     command = "python " + " ".join(["benchmarks/oneway.py", *[f"'{a}'" if " " in a else a for a in sys.argv[1:]
                                                               if a != "--report-only"]])
@@ -203,9 +191,9 @@ def main() -> None:
              f"Training time of the runs: {total_seconds(run_dir, args.targets) / 60:.0f} min "
              f"(this invocation: {time.time() - start:.0f} s).")
     md = report(run_dir, args.targets, setup)
-    figure(run_dir, args.targets, results / f"{args.name}_log_zeta.png")
-    samples_figure(run_dir, args.targets, results / f"{args.name}_samples.png")
-    print(write_report(results / f"{args.name}.md", md))  # hand-written notes survive a rerun
+    figure(run_dir, args.targets, args.results / f"{args.name}_log_zeta.png")
+    samples_figure(run_dir, args.targets, args.results / f"{args.name}_samples.png")
+    print(write_report(args.results / f"{args.name}.md", md))  # hand-written notes survive a rerun
 
 
 if __name__ == "__main__":

@@ -78,6 +78,31 @@ def recorded_failure(run_dir: str | Path) -> dict | None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 
+def run_failed(run_dir: str | Path, error: BaseException, config: dict, label: str) -> None:
+    """A benchmark run in ``run_dir`` raised ``error``: say so in one line (``label``: the run's name in it) and record
+    it (:func:`record_failure`), unless its worker process died (killed, out of memory), which is not the run's own
+    failure: a rerun trains that one again."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if isinstance(error, BrokenProcessPool):
+        print(f"{label}: FAILED {error_line(error)} (not recorded: a rerun trains it)", flush=True)
+        return
+    record_failure(run_dir, error, config)
+    print(f"{label}: FAILED {type(error).__name__}: {error} (recorded in {Path(run_dir) / FAILED})", flush=True)
+
+
+def failed_seeds(run_dir: str | Path, stem: str) -> list[int]:
+    """The seeds of the runs ``<stem>_<seed>`` in ``run_dir`` that left a ``failed.json``, in order."""
+    return sorted(int(f.parent.name.rpartition("_")[2]) for f in Path(run_dir).glob(f"{stem}_*/{FAILED}"))
+
+
+def runs_cell(finished: int, failed: list[int]) -> str:
+    """A report's "runs" cell: ``3``, or ``3 of 5 (failed: seeds 1, 4)`` when some failed."""
+    if not failed:
+        return str(finished)
+    return f"{finished} of {finished + len(failed)} (failed: seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})"
+
+
 def skip_failed(run_dir: str | Path, label: str, say: bool = True) -> bool:
     """Whether a benchmark should skip the run in ``run_dir`` because it failed before; with ``say``, one line saying
     so (``label``: the run's name in it) and how to run it again."""
