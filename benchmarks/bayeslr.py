@@ -5,9 +5,10 @@
 
 One job per (dataset, seed): the seeded split, one type-II MAP fit shared by the methods that start
 from it (U-GAN, SGLD, MALA; its seconds are added to theirs), then every method. Each job writes
-benchmarks/results/bayeslr/<dataset>_<seed>.json as it finishes; a rerun skips finished jobs (and refuses
-ones run with other step counts); the report aggregates whatever exists into
-benchmarks/results/bayeslr.md (medians over seeds). One torch thread per process.
+benchmarks/results/bayeslr/<dataset>_<seed>.json as it finishes; a job that raises leaves
+<dataset>_<seed>.failed.json (its error and settings) instead. A rerun skips finished and failed jobs (and
+refuses ones run with other settings); the report aggregates whatever exists into
+benchmarks/results/bayeslr.md (medians over seeds) and lists the failed jobs. One torch thread per process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -38,7 +40,19 @@ VA_TABLE3 = {
 }
 
 
-def run_job(data: str, seed: int, ugan_steps: int, svgd_steps: int, sgld_steps: int, out: Path) -> dict:
+def job_config(data: str, seed: int, ugan_steps: int, svgd_steps: int, sgld_steps: int, ugan_lr: float) -> dict:
+    """The settings of one job, as its result (``config``) or failure record keeps them."""
+    return dict(data=data, seed=seed, ugan_steps=ugan_steps, svgd_steps=svgd_steps, sgld_steps=sgld_steps,
+                ugan_lr=ugan_lr)
+
+
+def result_files(run_dir: Path, data: str) -> list[Path]:
+    """The finished jobs of ``data`` in ``run_dir`` (``<data>_<seed>.json``; not failure records, not other datasets')."""
+    pattern = re.compile(rf"{re.escape(data)}_\d+\.json")
+    return sorted(p for p in run_dir.glob(f"{data}_*.json") if pattern.fullmatch(p.name))
+
+
+def run_job(data: str, seed: int, ugan_steps: int, svgd_steps: int, sgld_steps: int, ugan_lr: float, out: Path) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
@@ -51,10 +65,11 @@ def run_job(data: str, seed: int, ugan_steps: int, svgd_steps: int, sgld_steps: 
     start = time.perf_counter()
     map_result = bl.fit_map(full)
     map_seconds = time.perf_counter() - start
-    configs = {"ugan": bl.UGANRunConfig(steps=ugan_steps), "svgd": bl.SVGDRunConfig(steps=svgd_steps),
+    configs = {"ugan": bl.UGANRunConfig(steps=ugan_steps, lr=ugan_lr), "svgd": bl.SVGDRunConfig(steps=svgd_steps),
                "sgld": bl.SGLDConfig(steps=sgld_steps), "mala": bl.MALAConfig(), "map": bl.MAPConfig()}
     record = {"data": data, "seed": seed, "n_train": len(split.y_train), "n_test": len(split.y_test),
-              "dim": full.dim, "map_seconds": map_seconds, "methods": {}}
+              "dim": full.dim, "map_seconds": map_seconds, "methods": {},
+              "config": job_config(data, seed, ugan_steps, svgd_steps, sgld_steps, ugan_lr)}
     for method in METHODS:
         runner, _ = bl.RUNNERS[method]
         cfg = configs[method]
@@ -74,13 +89,20 @@ def med(values: list[float], spec: str) -> str:
 
 
 def report(run_dir: Path, datasets: list[str], command: str, budgets: str) -> str:
-    rows, pivot, goals = [], [], []
+    from softq_ugan.cli import failed_seeds, recorded_failure
+
+    rows, pivot, goals, failures = [], [], [], []
     tally = {"close": 0, "closer": 0, "time": 0, "n": 0, "worst": 0.0, "ratio": [], "beats_map": 0, "map_close": 0}
     for data in datasets:
-        recs = [json.loads(p.read_text()) for p in sorted(run_dir.glob(f"{data}_*.json"))]
+        recs = [json.loads(p.read_text()) for p in result_files(run_dir, data)]
+        failed = failed_seeds(run_dir, data)
+        failures += [f"- {data} seed {s}: {recorded_failure(run_dir / f'{data}_{s}.json')['error']}" for s in failed]
         if not recs:
+            if failed:
+                goals.append(f"| {data} | none (failed: {', '.join(map(str, failed))}) |" + " – |" * 11)
             continue
         seeds = [r["seed"] for r in recs]
+        seeds_cell = ", ".join(map(str, seeds)) + (f" (failed: {', '.join(map(str, failed))})" if failed else "")
         nll = {m: [r["methods"][m]["test_nll"] for r in recs] for m in METHODS}
         gap = {m: [abs(r["methods"][m]["test_nll"] - r["methods"]["sgld"]["test_nll"]) for r in recs] for m in METHODS}
         gap_mala = {m: [abs(r["methods"][m]["test_nll"] - r["methods"]["mala"]["test_nll"]) for r in recs]
@@ -109,7 +131,7 @@ def report(run_dir: Path, datasets: list[str], command: str, budgets: str) -> st
         g_m = statistics.median(gap["map"])
         tally["beats_map"] += g_u < g_m
         tally["map_close"] += g_m <= 0.01
-        goals.append(f"| {data} | {', '.join(map(str, seeds))} | {g_u:.4f} | {'yes' if g_u <= 0.01 else 'no'} | "
+        goals.append(f"| {data} | {seeds_cell} | {g_u:.4f} | {'yes' if g_u <= 0.01 else 'no'} | "
                      f"{g_s:.4f} | {'yes' if g_u <= g_s else 'no'} | {g_m:.4f} | {t_u:.1f} / {t_s:.1f} | {t_map:.1f} | "
                      f"{'yes' if t_u <= t_s else 'no'} | {med(gap_mala['ugan'], '.4f')} | {med(gap_mala['svgd'], '.4f')} | "
                      f"{med(gap_mala['sgld'], '.4f')} |")
@@ -134,7 +156,9 @@ def report(run_dir: Path, datasets: list[str], command: str, budgets: str) -> st
         "| dataset | seeds | U-GAN |Δ| | ≤ 0.01 | SVGD |Δ| | U-GAN ≤ SVGD | MAP |Δ| | s U-GAN / SVGD | s of it MAP | time ok "
         "| U-GAN |Δ MALA| | SVGD |Δ MALA| | SGLD |Δ MALA| |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(goals) + "\n\n"
-        + summary(tally) +
+        + summary(tally)
+        + ("## Failed jobs\n\nEach left `<dataset>_<seed>.failed.json` beside the results; a rerun skips it, and "
+           "removing that file runs it again.\n\n" + "\n".join(failures) + "\n\n" if failures else "") +
         "## All rows\n\n"
         "| dataset | method | seeds | test NLL | accuracy | median |Δ SGLD| | max |Δ SGLD| | s | grad evals (M) |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
@@ -183,45 +207,55 @@ def main() -> None:
     p.add_argument("--ugan-steps", type=int, default=1000)
     p.add_argument("--svgd-steps", type=int, default=1000)
     p.add_argument("--sgld-steps", type=int, default=20000)
+    p.add_argument("--ugan-lr", type=float, default=2e-3,
+                   help="Adam learning rate of the U-GAN's networks (default 2e-3; the generator's decays to a tenth)")
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--run-dir", default=str(RESULTS / "bayeslr"))
+    p.add_argument("--results", default=str(RESULTS), help="folder of the report (default benchmarks/results)")
+    p.add_argument("--run-dir", default=None, help="folder of the jobs' results (default <--results>/bayeslr)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a sentence added to the report's budget paragraph (e.g. the wall time)")
     args = p.parse_args()
-    from softq_ugan.cli import check_args, check_settings
+    from softq_ugan.cli import FAILED_SUFFIX, check_args, check_settings, run_failed, skip_failed
     from softq_ugan.data.tabular import DATASETS
 
     check_args(positive={"--ugan-steps": args.ugan_steps, "--svgd-steps": args.svgd_steps,
                          "--sgld-steps": args.sgld_steps, "--jobs": args.jobs},
                seeds={"--seeds": args.seeds}, names={"--datasets": (args.datasets, DATASETS)})
+    if not args.ugan_lr > 0:  # NaN too
+        p.error(f"--ugan-lr must be positive, got {args.ugan_lr}")
     argv = [a for a in sys.argv[1:] if a != "--report-only"]
     if "--note" in argv:
         del argv[argv.index("--note"):argv.index("--note") + 2]
     command = ("python benchmarks/bayeslr.py " + " ".join(argv)).strip()
-    run_dir = Path(args.run_dir)
-    wanted = {f"{m}_steps": getattr(args, f"{m}_steps") for m in ("ugan", "svgd", "sgld")}
-    for data in args.datasets:  # every finished run the report reads must have run as this call asks
-        for f in sorted(run_dir.glob(f"{data}_*.json")):
-            methods = json.loads(f.read_text())["methods"]
-            ran = {f"{m}_steps": int(methods[m]["steps"]) for m in ("ugan", "svgd", "sgld") if m in methods}
-            check_settings(f"{run_dir.name}/{f.name}", ran, wanted)
-    todo = [(d, s) for d in args.datasets for s in args.seeds if not (run_dir / f"{d}_{s}.json").exists()]
+    results = Path(args.results)
+    run_dir = Path(args.run_dir) if args.run_dir else results / "bayeslr"
+    steps = (args.ugan_steps, args.svgd_steps, args.sgld_steps, args.ugan_lr)
+    for data in args.datasets:  # every finished (or failed) job the report reads must have run as this call asks
+        for f in [*result_files(run_dir, data), *sorted(run_dir.glob(f"{data}_*{FAILED_SUFFIX}"))]:
+            record = json.loads(f.read_text())
+            ran = record.get("config", {})
+            if "methods" in record:  # jobs that predate the config: the step counts their methods recorded
+                ran = {f"{m}_steps": int(record["methods"][m]["steps"]) for m in ("ugan", "svgd", "sgld")
+                       if m in record["methods"]} | ran
+            seed = int(f.name.removeprefix(f"{data}_").split(".")[0])
+            check_settings(f"{run_dir.name}/{f.name}", ran, job_config(data, seed, *steps))
+    todo = [(d, s) for d in args.datasets for s in args.seeds if not (run_dir / f"{d}_{s}.json").exists()
+            and not skip_failed(run_dir / f"{d}_{s}.json", f"{d} seed {s}", say=not args.report_only)]
     start = time.perf_counter()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_job, d, s, args.ugan_steps, args.svgd_steps, args.sgld_steps,
-                                   run_dir / f"{d}_{s}.json"): (d, s) for d, s in todo}
+            futures = {pool.submit(run_job, d, s, *steps, run_dir / f"{d}_{s}.json"): (d, s) for d, s in todo}
             for fut in as_completed(futures):
                 d, s = futures[fut]
                 try:
                     r = fut.result()
-                except Exception as err:  # keep the other jobs going; the report shows what finished
-                    print(f"{d} seed {s} failed: {err}", file=sys.stderr)
+                except Exception as err:  # keep the other jobs going; the record stops a rerun from running it again
+                    run_failed(run_dir / f"{d}_{s}.json", err, job_config(d, s, *steps), f"{d} seed {s}")
                     continue
                 nll = ", ".join(f"{m} {v['test_nll']:.4f}" for m, v in r["methods"].items())
                 print(f"{d} seed {s} ({time.perf_counter() - start:.0f}s): {nll}", flush=True)
     budgets = (f"U-GAN {args.ugan_steps} updates × 100 generator samples × minibatch 100 (critic off, 2 bridge "
-               f"steps, hidden 64, 4 MAF blocks, Adam 2e-3 decaying linearly to 2e-4, initial spread 1 Laplace std, 300 bridge warm-up steps, 2,000 samples for the predictive); "
+               f"steps, hidden 64, 4 MAF blocks, Adam {args.ugan_lr:g} decaying linearly to {args.ugan_lr / 10:g}, initial spread 1 Laplace std, 300 bridge warm-up steps, 2,000 samples for the predictive); "
                f"particle SVGD {args.svgd_steps} iterations × 100 particles × minibatch 100 (Liu & Wang's prior "
                f"initialization and AdaGrad step 0.05), the same gradient evaluations as U-GAN when the step "
                f"counts match; SGLD {args.sgld_steps} iterations × 20 chains × minibatch 100, Laplace-diagonal "
@@ -232,8 +266,9 @@ def main() -> None:
                + (f"This run took {time.perf_counter() - start:.0f} s wall. " if todo and not args.report_only else "")
                + args.note)
     text = report(run_dir, args.datasets, command, budgets)
-    (RESULTS / "bayeslr.md").write_text(text)
-    print(f"wrote {RESULTS / 'bayeslr.md'}")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "bayeslr.md").write_text(text)
+    print(f"wrote {results / 'bayeslr.md'}")
 
 
 if __name__ == "__main__":

@@ -63,37 +63,49 @@ def write_json(path: str | Path, record: Any, indent: int = 1) -> None:
 
 
 FAILED = "failed.json"  # beside a benchmark run's results: the run raised, with what and under which settings
+FAILED_SUFFIX = ".failed.json"  # the same, for a run kept in one result file <name>.json: <name>.failed.json
 
 
-def record_failure(run_dir: str | Path, error: BaseException, config: dict) -> None:
-    """Write ``run_dir/failed.json``: the error as one line and the settings the run had. A benchmark rerun then skips
-    the run (it fails the same way on the same build) while still checking its settings, and its report counts it as
-    failed; removing the file runs it again."""
-    write_json(Path(run_dir) / FAILED, {"error": error_line(error), "config": config})
+def failure_path(run: str | Path) -> Path:
+    """Where a benchmark run's failure record lives: ``<run>/failed.json`` for a run kept in a folder, ``<name>.failed.json``
+    beside a run kept in one result file ``<name>.json`` (bayeslr.py's)."""
+    run = Path(run)
+    return run.with_name(run.stem + FAILED_SUFFIX) if run.suffix == ".json" else run / FAILED
 
 
-def recorded_failure(run_dir: str | Path) -> dict | None:
-    """The ``failed.json`` record of a benchmark run (``{"error", "config"}``), or None if it has none."""
-    f = Path(run_dir) / FAILED
+def record_failure(run: str | Path, error: BaseException, config: dict) -> None:
+    """Write the run's failure record (:func:`failure_path`): the error as one line and the settings the run had. A
+    benchmark rerun then skips the run (it fails the same way on the same build) while still checking its settings,
+    and its report counts it as failed; removing the record runs it again."""
+    write_json(failure_path(run), {"error": error_line(error), "config": config})
+
+
+def recorded_failure(run: str | Path) -> dict | None:
+    """The failure record of a benchmark run (``{"error", "config"}``), or None if it has none."""
+    f = failure_path(run)
     return json.loads(f.read_text()) if f.is_file() else None
 
 
-def run_failed(run_dir: str | Path, error: BaseException, config: dict, label: str) -> None:
-    """A benchmark run in ``run_dir`` raised ``error``: say so in one line (``label``: the run's name in it) and record
-    it (:func:`record_failure`), unless its worker process died (killed, out of memory), which is not the run's own
-    failure: a rerun trains that one again."""
+def run_failed(run: str | Path, error: BaseException, config: dict, label: str) -> None:
+    """A benchmark run (its folder or result file ``run``) raised ``error``: say so in one line (``label``: the run's
+    name in it) and record it (:func:`record_failure`), unless its worker process died (killed, out of memory), which
+    is not the run's own failure: a rerun trains that one again."""
     from concurrent.futures.process import BrokenProcessPool
 
     if isinstance(error, BrokenProcessPool):
         print(f"{label}: FAILED {error_line(error)} (not recorded: a rerun trains it)", flush=True)
         return
-    record_failure(run_dir, error, config)
-    print(f"{label}: FAILED {type(error).__name__}: {error} (recorded in {Path(run_dir) / FAILED})", flush=True)
+    record_failure(run, error, config)
+    print(f"{label}: FAILED {type(error).__name__}: {error} (recorded in {failure_path(run)})", flush=True)
 
 
 def failed_seeds(run_dir: str | Path, stem: str) -> list[int]:
-    """The seeds of the runs ``<stem>_<seed>`` in ``run_dir`` that left a ``failed.json``, in order."""
-    return sorted(int(f.parent.name.rpartition("_")[2]) for f in Path(run_dir).glob(f"{stem}_*/{FAILED}"))
+    """The seeds of the runs ``<stem>_<seed>`` (folders or result files) in ``run_dir`` that left a failure record, in
+    order."""
+    names = [f.parent.name for f in Path(run_dir).glob(f"{stem}_*/{FAILED}")]
+    names += [f.name.removesuffix(FAILED_SUFFIX) for f in Path(run_dir).glob(f"{stem}_*{FAILED_SUFFIX}")]
+    seeds = (name.removeprefix(f"{stem}_") for name in names)
+    return sorted(int(seed) for seed in seeds if seed.isdigit())  # not another stem's: "ring8_big_0" is not ring8's
 
 
 def runs_cell(finished: int, failed: list[int]) -> str:
@@ -103,12 +115,12 @@ def runs_cell(finished: int, failed: list[int]) -> str:
     return f"{finished} of {finished + len(failed)} (failed: seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})"
 
 
-def skip_failed(run_dir: str | Path, label: str, say: bool = True) -> bool:
-    """Whether a benchmark should skip the run in ``run_dir`` because it failed before; with ``say``, one line saying
-    so (``label``: the run's name in it) and how to run it again."""
-    failure = recorded_failure(run_dir)
+def skip_failed(run: str | Path, label: str, say: bool = True) -> bool:
+    """Whether a benchmark should skip the run (its folder or result file ``run``) because it failed before; with
+    ``say``, one line saying so (``label``: the run's name in it) and how to run it again."""
+    failure = recorded_failure(run)
     if failure is not None and say:
-        print(f"{label}: skipped, it failed before ({failure['error']}); remove {Path(run_dir) / FAILED} to run it "
+        print(f"{label}: skipped, it failed before ({failure['error']}); remove {failure_path(run)} to run it "
               "again", flush=True)
     return failure is not None
 

@@ -83,6 +83,7 @@ def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_p
 @pytest.mark.parametrize("script, flags, message", [
     ("bayeslr.py", ["--datasets", "heart", "foo"], "--datasets: unknown name 'foo'; choose from: "),
     ("bayeslr.py", ["--ugan-steps", "0"], "--ugan-steps must be >= 1, got 0"),
+    ("bayeslr.py", ["--ugan-lr", "nan"], "--ugan-lr must be positive, got nan"),
     ("flowgan.py", ["--steps", "-3"], "--steps must be >= 1, got -3"),
     ("flowgan.py", ["--objectives", "mle", "hybrid:x"], "--objectives hybrid:x: the weight after ':' must be a number"),
     ("flowgan.py", ["--flow", "glow"], "--flow: unknown name 'glow'"),
@@ -198,24 +199,35 @@ def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
 ONEWAY_NAN = "--lr-g 1e30 --lr-d 1e30 --batch-size 16 --num-samples 16 --eval-samples 100"
 
 
-@pytest.mark.parametrize("args, label, run_dir, report, row, changed", [
+@pytest.mark.parametrize("args, label, run_path, report, row, changed", [
     (["benchmarks/oneway.py", "--targets", "ring8", "--seeds", "1", "--steps", "3", "--name", "tiny", "--extra", ONEWAY_NAN], "ring8",
      "tiny/ring8_1", "tiny.md", "| ring8 | 0 of 1 (failed: seed 1) | – |",
      ("--extra", ONEWAY_NAN.replace("1e30 --lr-d", "1e29 --lr-d"), "lr_g=1e+30, but this call asks for lr_g=1e+29")),
     (["benchmarks/flowgan.py", "--objectives", "adv", "--seeds", "1", "--steps", "2", "--eval-every", "1", "--lr", "1e30"], "adv",
      "flowgan/digits_nice_adv_1", "flowgan.md", "| adv | 0 of 1 (failed: seed 1) | – |",
      ("--lr", "1e29", "lr=1e+30, but this call asks for lr=1e+29")),
+    # a job kept in one result file: its record is heart_1.failed.json beside where heart_1.json would be
+    (["benchmarks/bayeslr.py", "--datasets", "heart", "--seeds", "1", "--ugan-steps", "2", "--svgd-steps", "2",
+      "--sgld-steps", "2", "--ugan-lr", "1e30"], "heart",
+     "bayeslr/heart_1.json", "bayeslr.md", "| heart | none (failed: 1) | – |",
+     ("--ugan-lr", "1e29", "ugan_lr=1e+30, but this call asks for ugan_lr=1e+29")),
 ])
-def test_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path, args, label, run_dir, report, row, changed):
-    """A run that raises (here a real NaN loss, from learning rates of 1e30) leaves failed.json with its error and
-    settings; a rerun skips it rather than train it again, the report counts it as failed, a rerun with other
-    settings is refused, and removing the record runs it again."""
+def test_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path, args, label, run_path, report, row, changed):
+    """A run that raises (here a real NaN loss, from learning rates of 1e30) leaves a failure record with its error and
+    settings (``failed.json`` in its folder, or ``<name>.failed.json`` beside its result file); a rerun skips it rather
+    than train it again, the report counts it as failed, a rerun with other settings is refused, and removing the record
+    runs it again."""
+    sys.path.insert(0, str(ROOT))
+    from softq_ugan.cli import failure_path
+
     args = [*args, "--jobs", "1", "--results", str(tmp_path)]
     first = run(*args)
-    record = json.loads((tmp_path / run_dir / "failed.json").read_text())
+    record_file = failure_path(tmp_path / run_path)
+    assert record_file.name == ("heart_1.failed.json" if run_path.endswith(".json") else "failed.json")
+    record = json.loads(record_file.read_text())
     assert record["error"].startswith("FloatingPointError: ") and "is nan at update 0" in record["error"]
     assert record["config"]["seed"] == 1 and f"{label} seed 1: FAILED FloatingPointError" in first.stdout
-    assert not (tmp_path / run_dir / "metrics.json").exists()
+    assert not (tmp_path / run_path / "metrics.json").exists() and not (tmp_path / run_path).is_file()
     again = run(*args)
     assert f"{label} seed 1: skipped, it failed before (FloatingPointError: " in again.stdout and "FAILED" not in again.stdout
     assert row in (tmp_path / report).read_text()
@@ -223,9 +235,21 @@ def test_benchmark_records_a_failed_run_skips_it_and_counts_it(tmp_path, args, l
     other = args.copy()
     other[other.index(flag) + 1] = value
     refused = subprocess.run([sys.executable, *other], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert refused.returncode == 2 and f"{run_dir} finished with {message}" in refused.stderr
-    (tmp_path / run_dir / "failed.json").unlink()
+    name = run_path.replace(".json", ".failed.json") if run_path.endswith(".json") else run_path
+    assert refused.returncode == 2 and f"{name} finished with {message}" in refused.stderr
+    record_file.unlink()
     assert f"{label} seed 1: FAILED FloatingPointError" in run(*args).stdout
+
+
+def test_failed_seeds_reads_both_record_layouts_and_no_other_stem(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from softq_ugan.cli import failed_seeds, record_failure, runs_cell
+
+    for run in ("ring8_3", "ring8_1", "ring8_big_0", "heart_2.json", "heart_10.json", "heart-gen_4.json"):
+        record_failure(tmp_path / run, FloatingPointError("nan"), {})
+    (tmp_path / "heart_5.json").write_text("{}")  # a finished job is not a failed one
+    assert failed_seeds(tmp_path, "ring8") == [1, 3] and failed_seeds(tmp_path, "heart") == [2, 10]
+    assert runs_cell(3, failed_seeds(tmp_path, "heart")) == "3 of 5 (failed: seeds 2, 10)"
 
 
 def test_samplers_benchmark_tiny(tmp_path):
