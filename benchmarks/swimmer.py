@@ -7,7 +7,7 @@
 
 Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
 deterministic 5-episode eval return every ``--eval-every`` steps, the training scalars just before each
-(τ or α, entropy, mean Q, losses) and the wall seconds of training so far) is rewritten after each
+(τ or α, entropy, mean Q, losses) and the wall and CPU seconds of training so far) is rewritten after each
 evaluation, next to a checkpoint of the model and its replay buffer. A rerun skips finished runs and
 resumes unfinished ones from their checkpoint. The report aggregates whatever exists into
 benchmarks/results/swimmer.md and swimmer.png (median with IQR band).
@@ -72,7 +72,8 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
             flags: list[str] = ()) -> dict:
     """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps. Each call is a
     sitting, recorded in the log's ``sittings`` (date, first and last step, training seconds, ``jobs`` = processes
-    the benchmark ran at a time), so the report can tell a same-sitting cost from one pieced together."""
+    the benchmark ran at a time, and the process's CPU seconds), so the report can tell a same-sitting cost from one
+    pieced together, and a cost inflated by other work on the machine (wall seconds grow, CPU seconds hardly)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from stable_baselines3 import SAC, TD3
@@ -103,11 +104,13 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         log.setdefault("sittings", []).append(sitting)
     while model.num_timesteps < steps:
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.learn(chunk, reset_num_timesteps=False)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         log["seconds"] += elapsed
         sitting["seconds"] += elapsed
+        # CPU seconds from this sitting on only: a run begun before they were recorded has none for its earlier steps
+        sitting["cpu_seconds"] = sitting.get("cpu_seconds", 0.0) + cpu
         mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
         step = int(model.num_timesteps)
         log["evals"].append([step, float(mean)])
@@ -137,6 +140,21 @@ def per_1k(log: dict) -> float:
     return 1000 * log["seconds"] / max(log.get("steps", 1), 1)
 
 
+def cpu_per_1k(log: dict) -> float | None:
+    """CPU seconds of the training process per 1,000 env steps, over the sittings that recorded them (None if none
+    did). Work beside a run slows its wall clock, but hardly its CPU seconds, when the cores are oversubscribed."""
+    timed = [s for s in log.get("sittings", []) if "cpu_seconds" in s and s["end"] > s["start"]]
+    if not timed:
+        return None
+    return 1000 * sum(s["cpu_seconds"] for s in timed) / sum(s["end"] - s["start"] for s in timed)
+
+
+def cpu_cost(logs: list[dict], steps: int) -> float | None:
+    """Median CPU seconds per 1,000 env steps over the runs that reached ``steps`` and recorded them (None if none)."""
+    values = [v for log in logs if log.get("steps", 0) >= steps and (v := cpu_per_1k(log)) is not None]
+    return statistics.median(values) if values else None
+
+
 def cost(logs: list[dict], steps: int) -> tuple[float, bool]:
     """Median wall seconds per 1,000 env steps over the runs that reached ``steps``, and whether none had: a run still
     short of it (its share of cheap warm-up steps is larger) counts only while none has."""
@@ -154,11 +172,13 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     """Per algorithm: runs finished, return at ``steps``, how many of them end ≥ 300 (the fast gait), first eval ≥ 300
     and wall cost, with the ratio to SAC's."""
     sac, sac_partial = cost(runs["sac"], steps) if runs.get("sac") else (None, True)
+    sac_cpu = cpu_cost(runs["sac"], steps) if runs.get("sac") else None
     lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
-             "runs that reached it, or over all runs while none has, marked partial):\n",
+             "runs that reached it, or over all runs while none has, marked partial; CPU: the training process's CPU "
+             "seconds, median over the finished runs that recorded them, with how many did):\n",
              "| algorithm | runs at the end / all | return at the end | ≥ 300 at the end | first eval ≥ 300, per seed "
-             "| wall s / 1k steps | × SAC |",
-             "|---|---|---|---|---|---|---|"]
+             "| wall s / 1k steps | × SAC | CPU s / 1k steps | × SAC (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for a in shown:
         done = [log for log in runs[a] if log.get("steps", 0) >= steps]
         final = [v for log in done for t, v in log["evals"] if t == steps]
@@ -167,18 +187,27 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
         value, partial = cost(runs[a], steps)
         ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
         fast = f"{sum(v >= FAST_GAIT for v in final)} / {len(final)}" if final else "–"
+        cpu = cpu_cost(runs[a], steps)
+        timed = sum(cpu_per_1k(log) is not None for log in done)
+        cpu_cell = "–" if cpu is None else f"{cpu:.1f} ({timed} of {len(done)} runs)"
+        cpu_ratio = "–" if cpu is None or sac_cpu is None else f"{cpu / sac_cpu:.2f}"
         lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {fast} | {first} "
-                     f"| {cost_cell(runs[a], steps)} | {ratio} |")
+                     f"| {cost_cell(runs[a], steps)} | {ratio} | {cpu_cell} | {cpu_ratio} |")
     return lines + [""]
 
 
 def sittings_cell(log: dict) -> str:
-    """A run's sittings: ``0-40k: 36.2 s (2 jobs, 2026-12-02 21:03); 40k-150k: ...``, per 1,000 steps of each."""
+    """A run's sittings: ``0-40k: 36.2 s (2 jobs, 2026-12-02 21:03, CPU 35.9 s); 40k-150k: ...``, per 1,000 steps of
+    each (CPU where the sitting recorded it)."""
     def k(n: int) -> str:
         return f"{n // 1000}k" if n and n % 1000 == 0 else f"{n:,}"
 
+    def cpu(s: dict) -> str:
+        return f", CPU {1000 * s['cpu_seconds'] / (s['end'] - s['start']):.1f} s" if "cpu_seconds" in s else ""
+
     parts = [f"{k(s['start'])}-{k(s['end'])}: {1000 * s['seconds'] / max(s['end'] - s['start'], 1):.1f} s "
-             f"({s['jobs']} job{'s' * (s['jobs'] != 1)}, {s['date']})" for s in log.get("sittings", []) if s["end"] > s["start"]]
+             f"({s['jobs']} job{'s' * (s['jobs'] != 1)}, {s['date']}{cpu(s)})" for s in log.get("sittings", [])
+             if s["end"] > s["start"]]
     return "; ".join(parts) or "not recorded (ran before sittings were)"
 
 

@@ -37,6 +37,7 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
     sitting = json.loads((tmp_path / "swimmer" / "sac_0" / "evals.json").read_text())["sittings"]
     assert [(x["start"], x["end"], x["jobs"]) for x in sitting] == [(0, 400, 1)] and sitting[0]["seconds"] > 0
     assert "| 0-400: " in text and "(1 job, " in text  # the per-run sittings column
+    assert sitting[0]["cpu_seconds"] > 0 and ", CPU " in text and "| CPU s / 1k steps | × SAC (CPU) |" in text
     import torch  # each sitting records the build it ran on, and the report lists the builds with their runs
 
     assert sitting[0]["build"]["torch"] == torch.__version__ and sitting[0]["build"]["cpu"]
@@ -181,6 +182,26 @@ def test_swimmer_summary_counts_the_runs_that_end_on_the_fast_gait():
     text = "\n".join(summary(runs, ["softq-ugan", "sac"], 30_000))
     assert "| softq-ugan | 3 / 4 | 290.0 [160.0, 305.0] | 1 / 3 | 0: 20k, 1: never, 2: 20k |" in text
     assert "| sac | 1 / 1 | 301.0 [301.0, 301.0] | 1 / 1 | 0: 30k |" in text
+    assert text.count("| 1.0 | 1.00 | – | – |") == 2  # wall 30 s per 30k steps; no sitting recorded CPU seconds
+
+
+def test_swimmer_cpu_cost_reads_only_the_sittings_that_recorded_it():
+    """CPU seconds per 1k steps come from the sittings that recorded them (a run resumed across the change has none for
+    its first sitting), and the summary's CPU cells say how many finished runs had any."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from swimmer import cpu_per_1k, sittings_cell, summary
+
+    def sitting(start, end, seconds, cpu=None):
+        return dict(start=start, end=end, seconds=seconds, jobs=2, date="d") | ({} if cpu is None else {"cpu_seconds": cpu})
+
+    old = dict(seed=0, steps=30_000, seconds=90.0, evals=[[30_000, 300.0]], sittings=[sitting(0, 30_000, 90.0)])
+    mixed = dict(seed=1, steps=30_000, seconds=70.0, evals=[[30_000, 310.0]],
+                 sittings=[sitting(0, 10_000, 20.0), sitting(10_000, 30_000, 50.0, cpu=36.0), sitting(30_000, 30_000, 0.0, 0.0)])
+    sac = dict(seed=1, steps=30_000, seconds=30.0, evals=[[30_000, 320.0]], sittings=[sitting(0, 30_000, 30.0, cpu=24.0)])
+    assert cpu_per_1k(old) is None and cpu_per_1k(mixed) == 1.8 and cpu_per_1k(sac) == 0.8
+    assert sittings_cell(mixed) == "0-10k: 2.0 s (2 jobs, d); 10k-30k: 2.5 s (2 jobs, d, CPU 1.8 s)"
+    text = "\n".join(summary({"softq-ugan": [old, mixed], "sac": [sac]}, ["softq-ugan", "sac"], 30_000))
+    assert "| 2.7 | 2.67 | 1.8 (1 of 2 runs) | 2.25 |" in text and "| 1.0 | 1.00 | 0.8 (1 of 1 runs) | 1.00 |" in text
 
 
 def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
