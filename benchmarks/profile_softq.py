@@ -136,13 +136,14 @@ def main() -> None:
             model = SoftQ("MlpPolicy", env, sampler=sampler, learning_starts=300, gamma=0.999, reward_scale=10.0, seed=0,
                           policy_delay=int(delay or 1))
         model.learn(400)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
+        cpu_ms = 1000 * (time.process_time() - cpu_start) / args.gradient_steps  # hardly grows when others share the cores
         k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
         per_state = (f", {k} sample{'s' * (k != 1)} per state of {model.sampler_states} in the sampler step"
                      if k is not None else "")  # the U-GAN's and MAF's
-        print(f"{name}: {ms:.1f} ms per gradient step (batch {model.batch_size}{per_state})", flush=True)
+        print(f"{name}: {ms:.1f} ms per gradient step (CPU {cpu_ms:.1f} ms; batch {model.batch_size}{per_state})", flush=True)
         if args.ops:
             print(operator_table(model, args.gradient_steps, args.ops, name), flush=True)
         if name == "ugan" and not args.no_profile:

@@ -515,10 +515,11 @@ def test_profile_softq_times_the_swimmer_presets():
     assert len(rows) == 12 and any(row.startswith("| aten::addmm |") for row in rows)
     assert [line.split(":")[0] for line in lines] == ["sac", "ugan/2", "ugan", "ugan+old"]
     assert all(float(line.split(":")[1].split()[0]) > 0 for line in lines)
-    assert "(batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
+    assert all(re.search(r" ms per gradient step \(CPU \d+\.\d ms; batch 256", line) for line in lines)
+    assert "; batch 256)" in lines[0]  # SAC: the zoo's batch, no sampler
     # the preset's batch (not SoftQ's default 128) and SAC's actor batch, one sample for each of its 256 states
-    assert all("(batch 256, 1 sample per state of 256 in the sampler step)" in line for line in lines[1:3])
-    assert "(batch 256, 4 samples per state of 64 in the sampler step)" in lines[3]  # +old: sessions 22-30's preset
+    assert all("; batch 256, 1 sample per state of 256 in the sampler step)" in line for line in lines[1:3])
+    assert "; batch 256, 4 samples per state of 64 in the sampler step)" in lines[3]  # +old: sessions 22-30's preset
 
 
 def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
