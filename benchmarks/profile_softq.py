@@ -10,12 +10,17 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+old sac ugan ugan+old --no-profile   # 256 x 1 vs 64 x 4
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+ss2 sac ugan ugan+ss2 --no-profile   # --sampler-steps 2
     python benchmarks/profile_softq.py --preset --agents sac ugan --no-profile --ops 12   # torch profiler: per-op time
+    python benchmarks/profile_softq.py --preset --agents ugan --no-profile --parts        # soft value vs sampler update
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
 then run again under cProfile and the top entries by cumulative time are printed. ``--ops N`` runs each agent's
 steps once more under the torch profiler and prints its N costliest operators by their own CPU time, with the share
 of matrix products (what the networks' sizes fix) against everything else (per-operator overhead, elementwise work).
+``--parts`` times a SoftQ agent's soft value V(s') (and, within it, the proposal's sampling and density pass) and
+its sampler update alone, on one fixed minibatch, beside its whole step: what merging or cutting either could save.
+Every time is also given as the process's CPU time, which grows far less than wall time when more processes than
+cores share the machine.
 """
 
 from __future__ import annotations
@@ -47,6 +52,32 @@ MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], 
 
 
 MATMUL = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")  # the matrix products of the linear layers
+
+
+def cpu_ms(fn, repeats: int) -> float:
+    """CPU ms per call of ``fn`` (one call first, untimed)."""
+    fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return 1000 * (time.process_time() - start) / repeats
+
+
+def parts_line(model, repeats: int, name: str) -> str:
+    """A SoftQ agent's step in parts, CPU ms each, on one fixed minibatch: the whole gradient step, the soft value V(s')
+    with the sampler's own pass (sampling and log-density) inside it for the "generator" proposal, and one sampler step
+    (the τ step apart); each call trains the model on, as its step would."""
+    data = model.replay_buffer.sample(model.batch_size)
+    p = model.policy
+    with torch.no_grad():
+        value = cpu_ms(lambda: model._soft_value_particles(data.next_observations), repeats)
+        inside = "" if model.proposal != "generator" else (  # the sampler's own samples and density (log ν + D)
+            f" (of it the sampler's samples and log-density: "
+            f"{cpu_ms(lambda: p.sample_and_log_prob(model.value_particles, p.context(data.next_observations)), repeats):.2f})")
+    step = cpu_ms(lambda: model.train(gradient_steps=1, batch_size=model.batch_size), repeats)
+    sampler = cpu_ms(lambda: model._update_sampler(data.observations[: model.sampler_states]), repeats)
+    return (f"{name} in parts (CPU ms, {repeats} repeats): whole gradient step {step:.2f}, soft value with the "
+            f"{model.proposal} proposal {value:.2f}{inside}, sampler update {sampler:.2f}")
 
 
 def operator_table(model, gradient_steps: int, top: int, name: str) -> str:
@@ -85,6 +116,8 @@ def main() -> None:
     p.add_argument("--ops", type=int, default=0, metavar="N",
                    help="also run each agent's steps under the torch profiler: its N costliest operators by own CPU "
                         "time, and the matrix products' share (default 0: off)")
+    p.add_argument("--parts", action="store_true",
+                   help="also time each SoftQ agent's soft value (with its proposal's own pass) and sampler update alone")
     p.add_argument("--preset", action="store_true",
                    help="build each agent as `train_rl.py --env Swimmer-v4` does (its Swimmer preset), not SoftQ's defaults")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
@@ -139,13 +172,15 @@ def main() -> None:
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
-        cpu_ms = 1000 * (time.process_time() - cpu_start) / args.gradient_steps  # hardly grows when others share the cores
+        cpu_ms = 1000 * (time.process_time() - cpu_start) / args.gradient_steps  # grows far less than the wall ms with more processes than cores
         k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
         per_state = (f", {k} sample{'s' * (k != 1)} per state of {model.sampler_states} in the sampler step"
                      if k is not None else "")  # the U-GAN's and MAF's
         print(f"{name}: {ms:.1f} ms per gradient step (CPU {cpu_ms:.1f} ms; batch {model.batch_size}{per_state})", flush=True)
         if args.ops:
             print(operator_table(model, args.gradient_steps, args.ops, name), flush=True)
+        if args.parts and isinstance(model, SoftQ):
+            print(parts_line(model, args.gradient_steps, name), flush=True)
         if name == "ugan" and not args.no_profile:
             profile = cProfile.Profile()
             profile.enable()

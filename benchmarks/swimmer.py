@@ -73,7 +73,8 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
     """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps. Each call is a
     sitting, recorded in the log's ``sittings`` (date, first and last step, training seconds, ``jobs`` = processes
     the benchmark ran at a time, and the process's CPU seconds), so the report can tell a same-sitting cost from one
-    pieced together, and a cost inflated by other work on the machine (wall seconds grow, CPU seconds hardly)."""
+    pieced together, and a cost inflated by more processes than cores (their wall seconds grow, their CPU seconds
+    far less: profile_softq.md, session 43)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from stable_baselines3 import SAC, TD3
@@ -142,7 +143,8 @@ def per_1k(log: dict) -> float:
 
 def cpu_per_1k(log: dict) -> float | None:
     """CPU seconds of the training process per 1,000 env steps, over the sittings that recorded them (None if none
-    did). Work beside a run slows its wall clock, but hardly its CPU seconds, when the cores are oversubscribed."""
+    did). More processes than cores slow a run's wall clock far more than its CPU seconds; neither removes the
+    machine's own drift in speed (profile_softq.md, session 43)."""
     timed = [s for s in log.get("sittings", []) if "cpu_seconds" in s and s["end"] > s["start"]]
     if not timed:
         return None

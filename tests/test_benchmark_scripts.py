@@ -502,7 +502,13 @@ def test_policy_spread_reads_sac_width_and_refuses_td3(tmp_path):
 
 def test_profile_softq_times_the_swimmer_presets():
     r = run("benchmarks/profile_softq.py", "--preset", "--agents", "sac", "ugan/2", "ugan", "ugan+old",
-            "--gradient-steps", "4", "--no-profile", "--ops", "3")
+            "--gradient-steps", "4", "--no-profile", "--ops", "3", "--parts")
+    # --parts: each SoftQ agent's step, its soft value (the preset's proposal: the sampler's own pass) and sampler step
+    parts = [re.fullmatch(r"(\S+) in parts \(CPU ms, 4 repeats\): whole gradient step ([\d.]+), soft value with the "
+                          r"generator proposal ([\d.]+) \(of it the sampler's samples and log-density: ([\d.]+)\), "
+                          r"sampler update ([\d.]+)", line) for line in r.stdout.splitlines() if " in parts " in line]
+    assert [m and m[1] for m in parts] == ["ugan/2", "ugan", "ugan+old"]  # not SAC
+    assert all(float(x) > 0 for m in parts for x in m.groups()[1:])
     lines = [line for line in r.stdout.splitlines() if "ms per gradient step" in line]
     # --ops: per agent, the torch profiler's split (matrix products against the rest) and its 3 costliest operators
     splits = [line for line in r.stdout.splitlines() if "under the torch profiler" in line]
