@@ -229,7 +229,7 @@ def main() -> None:
     command = ("python benchmarks/bayeslr.py " + " ".join(argv)).strip()
     results = Path(args.results)
     run_dir = Path(args.run_dir) if args.run_dir else results / "bayeslr"
-    steps = (args.ugan_steps, args.svgd_steps, args.sgld_steps, args.ugan_lr)
+    job_settings = (args.ugan_steps, args.svgd_steps, args.sgld_steps, args.ugan_lr)  # job_config after data and seed
     for data in args.datasets:  # every finished (or failed) job the report reads must have run as this call asks
         for f in [*result_files(run_dir, data), *sorted(run_dir.glob(f"{data}_*{FAILED_SUFFIX}"))]:
             record = json.loads(f.read_text())
@@ -238,19 +238,19 @@ def main() -> None:
                 ran = {f"{m}_steps": int(record["methods"][m]["steps"]) for m in ("ugan", "svgd", "sgld")
                        if m in record["methods"]} | ran
             seed = int(f.name.removeprefix(f"{data}_").split(".")[0])
-            check_settings(f"{run_dir.name}/{f.name}", ran, job_config(data, seed, *steps))
+            check_settings(f"{run_dir.name}/{f.name}", ran, job_config(data, seed, *job_settings))
     todo = [(d, s) for d in args.datasets for s in args.seeds if not (run_dir / f"{d}_{s}.json").exists()
             and not skip_failed(run_dir / f"{d}_{s}.json", f"{d} seed {s}", say=not args.report_only)]
     start = time.perf_counter()
     if todo and not args.report_only:
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(run_job, d, s, *steps, run_dir / f"{d}_{s}.json"): (d, s) for d, s in todo}
+            futures = {pool.submit(run_job, d, s, *job_settings, run_dir / f"{d}_{s}.json"): (d, s) for d, s in todo}
             for fut in as_completed(futures):
                 d, s = futures[fut]
                 try:
                     r = fut.result()
                 except Exception as err:  # keep the other jobs going; the record stops a rerun from running it again
-                    run_failed(run_dir / f"{d}_{s}.json", err, job_config(d, s, *steps), f"{d} seed {s}")
+                    run_failed(run_dir / f"{d}_{s}.json", err, job_config(d, s, *job_settings), f"{d} seed {s}")
                     continue
                 nll = ", ".join(f"{m} {v['test_nll']:.4f}" for m, v in r["methods"].items())
                 print(f"{d} seed {s} ({time.perf_counter() - start:.0f}s): {nll}", flush=True)
