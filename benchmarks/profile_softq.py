@@ -11,6 +11,7 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan+ss2 sac ugan ugan+ss2 --no-profile   # --sampler-steps 2
     python benchmarks/profile_softq.py --preset --agents sac ugan --no-profile --ops 12   # torch profiler: per-op time
     python benchmarks/profile_softq.py --preset --agents ugan --no-profile --parts        # soft value vs sampler update
+    python benchmarks/profile_softq.py --preset --agents sac ugan ugan-nocritic --no-profile  # the preset without D
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -52,6 +53,20 @@ MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], 
 
 
 MATMUL = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")  # the matrix products of the linear layers
+
+
+def preset_flags(preset: dict) -> list[str]:
+    """train_rl.py's flags that set a preset's values (``{"bridge_anchor": True, "net_arch": [256, 256]}`` →
+    ``--bridge-anchor --net-arch 256 256``): how ``--preset`` gives ugan-nocritic the U-GAN's Swimmer preset, which
+    train_rl.py keys on the sampler ``ugan`` alone."""
+    flags = []
+    for key, value in preset.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, *map(str, value if isinstance(value, list) else [value])]
+    return flags
 
 
 def cpu_ms(fn, repeats: int) -> float:
@@ -158,6 +173,10 @@ def main() -> None:
             softq = sampler not in ("sac", "td3")
             sampler, *mods = sampler.split("+")
             flags = (["--policy-delay", delay] if delay else []) + [f for m in mods for f in MODIFIERS[m]]
+            if sampler == "ugan-nocritic":  # the U-GAN's Swimmer preset without its critic D (which reads ≈ 0 there)
+                from train_rl import SAMPLER_DEFAULTS
+
+                flags = preset_flags(SAMPLER_DEFAULTS["Swimmer", "ugan"]) + flags
             for flag in PRESET_FLAGS:  # train_rl.py's flags, checked there
                 if softq and getattr(args, flag) is not None:
                     flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]

@@ -547,6 +547,19 @@ def test_profile_softq_builds_the_preset_with_the_flags_it_is_given():
     model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan", 0, 1000,
                                    ["--sampler-batch-size", "64"])
     assert model.sampler_batch_size == 64 and model.sampler_trainer.config.batch_size == 1  # the preset's 1 stays
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from profile_softq import preset_flags  # --preset ugan-nocritic: the U-GAN's Swimmer preset, its critic D dropped
+
+    env = make_env("Swimmer-v4", seed=0)
+    ugan = train_rl.default_model("Swimmer-v4", env, "softq-ugan", 0, 1000, [])
+    free = train_rl.default_model("Swimmer-v4", env, "softq-ugan-nocritic", 0, 1000,
+                                  preset_flags(train_rl.SAMPLER_DEFAULTS["Swimmer", "ugan"]))
+    assert ugan.policy.sampler_trainer.sampler.critic is not None and free.policy.sampler_trainer.sampler.critic is None
+    keys = ("batch_size", "reward_scale", "temperature", "value_particles", "proposal", "sampler_batch_size")
+    assert {k: getattr(free, k) for k in keys} == {k: getattr(ugan, k) for k in keys}
+    assert free.policy.sampler_trainer.config == ugan.policy.sampler_trainer.config.__class__(
+        **{**vars(ugan.policy.sampler_trainer.config), "critic": False})
+    assert preset_flags({"a_b": True, "c": False, "d": [1, 2], "e": "auto"}) == ["--a-b", "--no-c", "--d", "1", "2", "--e", "auto"]
 
 
 @pytest.mark.parametrize("agent", ["sac/2", "ugan/0", "ugan/x"])
