@@ -215,7 +215,7 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--note", default="", help="a sentence added to the report's budget paragraph (e.g. the wall time)")
     args = p.parse_args()
-    from softq_ugan.cli import FAILED_SUFFIX, check_args, check_settings, run_failed, skip_failed
+    from softq_ugan.cli import check_args, check_settings, failed_seeds, failure_path, run_failed, skip_failed
     from softq_ugan.data.tabular import DATASETS
 
     check_args(positive={"--ugan-steps": args.ugan_steps, "--svgd-steps": args.svgd_steps,
@@ -231,13 +231,14 @@ def main() -> None:
     run_dir = Path(args.run_dir) if args.run_dir else results / "bayeslr"
     job_settings = (args.ugan_steps, args.svgd_steps, args.sgld_steps, args.ugan_lr)  # job_config after data and seed
     for data in args.datasets:  # every finished (or failed) job the report reads must have run as this call asks
-        for f in [*result_files(run_dir, data), *sorted(run_dir.glob(f"{data}_*{FAILED_SUFFIX}"))]:
+        failed = [failure_path(run_dir / f"{data}_{s}.json") for s in failed_seeds(run_dir, data)]
+        for f in [*result_files(run_dir, data), *failed]:
             record = json.loads(f.read_text())
             ran = record.get("config", {})
             if "methods" in record:  # jobs that predate the config: the step counts their methods recorded
                 ran = {f"{m}_steps": int(record["methods"][m]["steps"]) for m in ("ugan", "svgd", "sgld")
                        if m in record["methods"]} | ran
-            seed = int(f.name.removeprefix(f"{data}_").split(".")[0])
+            seed = record["seed"] if "seed" in record else ran["seed"]  # a result's own, or a failure record's config's
             check_settings(f"{run_dir.name}/{f.name}", ran, job_config(data, seed, *job_settings))
     todo = [(d, s) for d in args.datasets for s in args.seeds if not (run_dir / f"{d}_{s}.json").exists()
             and not skip_failed(run_dir / f"{d}_{s}.json", f"{d} seed {s}", say=not args.report_only)]

@@ -191,11 +191,11 @@ def main() -> None:
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train(gradient_steps=args.gradient_steps, batch_size=model.batch_size)
         ms = 1000 * (time.perf_counter() - start) / args.gradient_steps
-        cpu_ms = 1000 * (time.process_time() - cpu_start) / args.gradient_steps  # grows far less than the wall ms with more processes than cores
+        ms_cpu = 1000 * (time.process_time() - cpu_start) / args.gradient_steps  # grows far less than the wall ms with more processes than cores
         k = getattr(getattr(getattr(model, "sampler_trainer", None), "config", None), "batch_size", None)
         per_state = (f", {k} sample{'s' * (k != 1)} per state of {model.sampler_states} in the sampler step"
                      if k is not None else "")  # the U-GAN's and MAF's
-        print(f"{name}: {ms:.1f} ms per gradient step (CPU {cpu_ms:.1f} ms; batch {model.batch_size}{per_state})", flush=True)
+        print(f"{name}: {ms:.1f} ms per gradient step (CPU {ms_cpu:.1f} ms; batch {model.batch_size}{per_state})", flush=True)
         if args.ops:
             print(operator_table(model, args.gradient_steps, args.ops, name), flush=True)
         if args.parts and isinstance(model, SoftQ):

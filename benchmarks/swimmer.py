@@ -151,10 +151,11 @@ def cpu_per_1k(log: dict) -> float | None:
     return 1000 * sum(s["cpu_seconds"] for s in timed) / sum(s["end"] - s["start"] for s in timed)
 
 
-def cpu_cost(logs: list[dict], steps: int) -> float | None:
-    """Median CPU seconds per 1,000 env steps over the runs that reached ``steps`` and recorded them (None if none)."""
+def cpu_cost(logs: list[dict], steps: int) -> tuple[float | None, int]:
+    """Median CPU seconds per 1,000 env steps over the runs that reached ``steps`` and recorded them (None if none),
+    and how many runs that is."""
     values = [v for log in logs if log.get("steps", 0) >= steps and (v := cpu_per_1k(log)) is not None]
-    return statistics.median(values) if values else None
+    return (statistics.median(values) if values else None), len(values)
 
 
 def cost(logs: list[dict], steps: int) -> tuple[float, bool]:
@@ -174,7 +175,7 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     """Per algorithm: runs finished, return at ``steps``, how many of them end ≥ 300 (the fast gait), first eval ≥ 300
     and wall cost, with the ratio to SAC's."""
     sac, sac_partial = cost(runs["sac"], steps) if runs.get("sac") else (None, True)
-    sac_cpu = cpu_cost(runs["sac"], steps) if runs.get("sac") else None
+    sac_cpu = cpu_cost(runs["sac"], steps)[0] if runs.get("sac") else None
     lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
              "runs that reached it, or over all runs while none has, marked partial; CPU: the training process's CPU "
              "seconds, median over the finished runs that recorded them, with how many did):\n",
@@ -189,8 +190,7 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
         value, partial = cost(runs[a], steps)
         ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
         fast = f"{sum(v >= FAST_GAIT for v in final)} / {len(final)}" if final else "–"
-        cpu = cpu_cost(runs[a], steps)
-        timed = sum(cpu_per_1k(log) is not None for log in done)
+        cpu, timed = cpu_cost(runs[a], steps)
         cpu_cell = "–" if cpu is None else f"{cpu:.1f} ({timed} of {len(done)} runs)"
         cpu_ratio = "–" if cpu is None or sac_cpu is None else f"{cpu / sac_cpu:.2f}"
         lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {fast} | {first} "
