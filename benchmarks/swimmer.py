@@ -4,6 +4,7 @@
     python benchmarks/swimmer.py --algos softq-ugan sac td3 --seeds 0 --steps 20000
     python benchmarks/swimmer.py --report-only
     python benchmarks/swimmer.py --name swimmer_anchor --algos softq-ugan --flags=--bridge-anchor   # a variant
+    python benchmarks/swimmer.py --name swimmer_anchor --report-only --compare swimmer/softq-ugan   # beside another sitting's
 
 Each (algorithm, seed) run lives in benchmarks/results/swimmer/<algo>_<seed>/: ``evals.json`` (the
 deterministic 5-episode eval return every ``--eval-every`` steps, the training scalars just before each
@@ -136,6 +137,27 @@ def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
     return {a: logs for a, logs in runs.items() if logs}
 
 
+def load_compared(results: Path, specs: list[str]) -> dict[str, list[dict]]:
+    """``--compare`` runs: each ``NAME/ALGO`` gives ALGO's runs in ``results/NAME``, labelled ``ALGO (NAME)``."""
+    out = {}
+    for spec in specs:
+        name, algo = spec.rsplit("/", 1)
+        out[f"{algo} ({name})"] = [log for log in load_runs(results / name, [algo]).get(algo, [])]
+    return out
+
+
+def compare_error(results: Path, spec: str) -> str | None:
+    """Why a ``--compare`` spec cannot be read (None if it can): ``NAME/ALGO`` with a known ALGO that has runs there."""
+    if "/" not in spec:
+        return f"--compare takes NAME/ALGO (e.g. swimmer_preset/sac), got {spec!r}"
+    name, algo = spec.rsplit("/", 1)
+    if algo not in ALGOS:
+        return f"--compare {spec}: unknown algorithm {algo!r}; choose from: {', '.join(ALGOS)}"
+    if not load_runs(results / name, [algo]).get(algo):
+        return f"--compare {spec}: no {algo} runs in {results / name}"
+    return None
+
+
 def per_1k(log: dict) -> float:
     """Wall seconds of training (evaluation excluded) per 1,000 env steps."""
     return 1000 * log["seconds"] / max(log.get("steps", 1), 1)
@@ -198,6 +220,44 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
     return lines + [""]
 
 
+def per_seed(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
+    """Seed by seed: each algorithm's return at ``steps`` and its first eval ≥ 300 (``never`` for a finished run that
+    had none, ``–`` for a seed not run or not finished), so that paired seeds read side by side."""
+    seeds = sorted({log["seed"] for a in shown for log in runs[a]})
+    lines = [f"Per seed (return at {steps // 1000}k; first eval ≥ 300):\n",
+             "| algorithm | | " + " | ".join(str(s) for s in seeds) + " |", "|---|---|" + "---|" * len(seeds)]
+    for a in shown:
+        by_seed = {log["seed"]: log for log in runs[a]}
+        ends, firsts = [], []
+        for s in seeds:
+            log = by_seed.get(s)
+            end = dict(map(tuple, log["evals"])).get(steps) if log else None
+            first = first_fast(log) if log else None
+            ends.append("–" if end is None else f"{end:.1f}")
+            firsts.append(f"{first // 1000}k" if first is not None else "never" if end is not None else "–")
+        lines += [f"| {a} | at {steps // 1000}k | " + " | ".join(ends) + " |",
+                  f"| {a} | first ≥ 300 | " + " | ".join(firsts) + " |"]
+    return lines + [""]
+
+
+def agreement(runs: dict[str, list[dict]], compared: dict[str, list[dict]]) -> list[str]:
+    """For a compared algorithm that also ran here on the same seed: how many of the evaluations both runs made are
+    identical, to the bit (a run repeated on the same build is, if the algorithm is deterministic per seed)."""
+    lines = []
+    for label, logs in compared.items():
+        for log in logs:
+            own = next((o for o in runs.get(log["algo"], []) if o["seed"] == log["seed"]), None)
+            if own is None:
+                continue
+            theirs = dict(map(tuple, log["evals"]))
+            shared = [(t, v) for t, v in own["evals"] if t in theirs]
+            same = next((i for i, (t, v) in enumerate(shared) if theirs[t] != v), len(shared))
+            lines.append(f"- {log['algo']} seed {log['seed']} here and in {label}: the first {same} of {len(shared)} "
+                         "evaluations both made are identical"
+                         + (f"; they differ from {shared[same][0] // 1000}k on" if same < len(shared) else ""))
+    return (["Runs repeated from the compared sittings (same algorithm and seed):\n", *lines, ""]) if lines else []
+
+
 def sittings_cell(log: dict) -> str:
     """A run's sittings: ``0-40k: 36.2 s (2 jobs, 2026-12-02 21:03, CPU 35.9 s); 40k-150k: ...``, per 1,000 steps of
     each (CPU where the sitting recorded it)."""
@@ -225,8 +285,13 @@ def builds(runs: dict[str, list[dict]], shown: list[str]) -> dict[str, list[str]
     return out
 
 
-def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000) -> str:
+def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000,
+           compared: dict[str, list[dict]] | None = None) -> str:
+    """The sitting's report; ``compared`` (``load_compared``) adds other sittings' runs beside its own (the cost
+    ratios stay with this sitting's SAC)."""
     runs = load_runs(run_root, algos)
+    compared = {label: logs for label, logs in (compared or {}).items() if logs}
+    runs.update(compared)
     shown = list(runs)
     stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
     steps_seen = sorted({s for a in shown for s in stats[a]})
@@ -243,6 +308,8 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
         *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in builds(runs, shown).items()],
         "",
         *summary(runs, shown, steps),
+        *per_seed(runs, shown, steps),
+        *agreement(runs, compared),
         "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",
         *[f"- {a}: " + "; ".join(sorted({(", ".join(f"{k}={v}" for k, v in log["settings"].items()) if "settings" in log
                                           else "not recorded (runs started before settings were)")
@@ -266,9 +333,9 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000)
     return "\n".join(lines) + "\n"
 
 
-def figure(run_root: Path, algos: list[str], path: Path) -> None:
-    plot_curves({a: [log["evals"] for log in logs] for a, logs in load_runs(run_root, algos).items()}, path,
-                title="Swimmer-v4")
+def figure(run_root: Path, algos: list[str], path: Path, compared: dict[str, list[dict]] | None = None) -> None:
+    runs = {**load_runs(run_root, algos), **{label: logs for label, logs in (compared or {}).items() if logs}}
+    plot_curves({a: [log["evals"] for log in logs] for a, logs in runs.items()}, path, title="Swimmer-v4")
 
 
 def run_on_ray(todo: list[tuple[str, int]], args: argparse.Namespace, run_root: Path) -> None:
@@ -306,12 +373,18 @@ def main() -> None:
     p.add_argument("--flags", default="", metavar="'FLAGS'",
                    help="train_rl.py flags for the SoftQ runs, e.g. --flags=--bridge-anchor (give the variant its "
                         "own --name; a run keeps the flags it started with)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="NAME/ALGO",
+                   help="show another sitting's runs beside this one's, e.g. swimmer_preset/sac (labelled "
+                        "'sac (swimmer_preset)'; the cost ratios stay with this sitting's own SAC)")
     args = p.parse_args()
     flags = args.flags.split()
     if args.steps <= 0 or args.eval_every <= 0:
         p.error("--steps and --eval-every must be positive")
     check_args(positive={"--jobs": args.jobs}, seeds={"--seeds": args.seeds})
     RESULTS = Path(args.results)
+    for spec in args.compare:
+        if (why := compare_error(RESULTS, spec)) is not None:
+            p.error(why)
     RESULTS.mkdir(parents=True, exist_ok=True)
     run_root = RESULTS / args.name
     # the runs come from the training command; --report-only just re-aggregates them
@@ -344,9 +417,10 @@ def main() -> None:
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
                       f"in {log['seconds']:.0f}s", flush=True)
-    text = report(run_root, args.algos, command, args.steps)
+    compared = load_compared(RESULTS, args.compare)
+    text = report(run_root, args.algos, command, args.steps, compared)
     text = write_report(RESULTS / f"{args.name}.md", text + f"\n![curves]({args.name}.png)\n")
-    figure(run_root, args.algos, RESULTS / f"{args.name}.png")
+    figure(run_root, args.algos, RESULTS / f"{args.name}.png", compared)
     print(text)
 
 

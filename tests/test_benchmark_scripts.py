@@ -73,7 +73,8 @@ def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path)
 
 @pytest.mark.parametrize("flags, message", [(["--seeds", "0", "-1"], "error: --seeds must be >= 0"),
                                            (["--steps", "0"], "swimmer.py: error: --steps and --eval-every must be"),
-                                           (["--jobs", "0"], "error: --jobs must be >= 1, got 0")])
+                                           (["--jobs", "0"], "error: --jobs must be >= 1, got 0"),
+                                           (["--compare", "nothere/sac"], "swimmer.py: error: --compare nothere/sac: no sac")])
 def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_path, flags, message):
     r = subprocess.run([sys.executable, "benchmarks/swimmer.py", "--results", str(tmp_path / "r"), *flags],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -202,6 +203,38 @@ def test_swimmer_cpu_cost_reads_only_the_sittings_that_recorded_it():
     assert sittings_cell(mixed) == "0-10k: 2.0 s (2 jobs, d); 10k-30k: 2.5 s (2 jobs, d, CPU 1.8 s)"
     text = "\n".join(summary({"softq-ugan": [old, mixed], "sac": [sac]}, ["softq-ugan", "sac"], 30_000))
     assert "| 2.7 | 2.67 | 1.8 (1 of 2 runs) | 2.25 |" in text and "| 1.0 | 1.00 | 0.8 (1 of 1 runs) | 1.00 |" in text
+
+
+def test_swimmer_compare_reads_another_sittings_runs_seed_by_seed(tmp_path):
+    """--compare NAME/ALGO shows another sitting's runs beside this one's: in the per-seed table, and, for a seed run in
+    both, how many evaluations the two runs share to the bit (a repeat on the same build of a deterministic algorithm)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from swimmer import compare_error, load_compared, report
+
+    def write(name, algo, seed, returns, steps=30_000):
+        evals = [[10_000 * (i + 1), r] for i, r in enumerate(returns)]
+        (tmp_path / name / f"{algo}_{seed}").mkdir(parents=True)
+        (tmp_path / name / f"{algo}_{seed}" / "evals.json").write_text(json.dumps(
+            dict(algo=algo, seed=seed, steps=evals[-1][0], seconds=30.0, evals=evals)))
+
+    write("old", "sac", 0, [20.0, 40.0, 301.0])
+    write("old", "sac", 1, [10.0, 302.0, 330.0])
+    write("old", "softq-ugan", 0, [5.0, 6.0, 7.0])
+    write("new", "sac", 0, [20.0, 40.0, 299.5])  # the same run up to 20k, then not
+    write("new", "softq-ugan-nocritic", 1, [1.0, 2.0])  # not finished
+    compared = load_compared(tmp_path, ["old/sac", "old/softq-ugan"])
+    assert sorted(compared) == ["sac (old)", "softq-ugan (old)"] and len(compared["sac (old)"]) == 2
+    text = report(tmp_path / "new", ["softq-ugan-nocritic", "sac"], "cmd", 30_000, compared)
+    assert "| sac (old) | at 30k | 301.0 | 330.0 |" in text and "| sac (old) | first ≥ 300 | 30k | 20k |" in text
+    assert "| softq-ugan (old) | first ≥ 300 | never | – |" in text  # finished without reaching 300; seed 1 not run
+    assert "| softq-ugan-nocritic | at 30k | – | – |" in text and "| softq-ugan-nocritic | first ≥ 300 | – | – |" in text
+    assert "- sac seed 0 here and in sac (old): the first 2 of 3 evaluations both made are identical; they differ from " \
+           "30k on" in text
+    assert "| sac (old) | 2 / 2 | 315.5 [308.2, 322.8] | 2 / 2 |" in text  # in the summary too
+    assert compare_error(tmp_path, "old/sac") is None
+    assert compare_error(tmp_path, "old/td3") == f"--compare old/td3: no td3 runs in {tmp_path / 'old'}"
+    assert compare_error(tmp_path, "old/foo").startswith("--compare old/foo: unknown algorithm 'foo'; choose from: ")
+    assert compare_error(tmp_path, "sac") == "--compare takes NAME/ALGO (e.g. swimmer_preset/sac), got 'sac'"
 
 
 def test_check_settings_refuses_a_finished_run_with_other_settings_only(capsys):
