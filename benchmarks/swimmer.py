@@ -26,6 +26,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -193,9 +194,10 @@ def cost_cell(logs: list[dict], steps: int) -> str:
     return f"{value:.1f}" + (" (partial)" if partial else "")
 
 
-def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[str]:
+def summary(runs: dict[str, list[dict]], shown: list[str], steps: int, compared: Iterable[str] = ()) -> list[str]:
     """Per algorithm: runs finished, return at ``steps``, how many of them end ≥ 300 (the fast gait), first eval ≥ 300
-    and wall cost, with the ratio to SAC's."""
+    and wall cost, with the ratio to SAC's (not for the ``compared`` rows: another sitting's seconds are not this
+    sitting's, and the machine's speed drifts between sittings)."""
     sac, sac_partial = cost(runs["sac"], steps) if runs.get("sac") else (None, True)
     sac_cpu = cpu_cost(runs["sac"], steps)[0] if runs.get("sac") else None
     lines = [f"Summary at {steps:,} steps (median [25%, 75%] over the seeds that reached it; cost: median over the "
@@ -210,11 +212,11 @@ def summary(runs: dict[str, list[dict]], shown: list[str], steps: int) -> list[s
         firsts = [(log["seed"], first_fast(log)) for log in done]
         first = ", ".join(f"{seed}: {'never' if t is None else f'{t // 1000}k'}" for seed, t in firsts) or "–"
         value, partial = cost(runs[a], steps)
-        ratio = "–" if partial or sac_partial else f"{value / sac:.2f}"
+        ratio = "–" if partial or sac_partial or a in compared else f"{value / sac:.2f}"
         fast = f"{sum(v >= FAST_GAIT for v in final)} / {len(final)}" if final else "–"
         cpu, timed = cpu_cost(runs[a], steps)
         cpu_cell = "–" if cpu is None else f"{cpu:.1f} ({timed} of {len(done)} runs)"
-        cpu_ratio = "–" if cpu is None or sac_cpu is None else f"{cpu / sac_cpu:.2f}"
+        cpu_ratio = "–" if cpu is None or sac_cpu is None or a in compared else f"{cpu / sac_cpu:.2f}"
         lines.append(f"| {a} | {len(done)} / {len(runs[a])} | {median_iqr(final, show_n=False)} | {fast} | {first} "
                      f"| {cost_cell(runs[a], steps)} | {ratio} | {cpu_cell} | {cpu_ratio} |")
     return lines + [""]
@@ -307,7 +309,7 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000,
         "to the bit on the same seed):\n",
         *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in builds(runs, shown).items()],
         "",
-        *summary(runs, shown, steps),
+        *summary(runs, shown, steps, compared),
         *per_seed(runs, shown, steps),
         *agreement(runs, compared),
         "Settings of each algorithm's runs (`settings` in each run's evals.json):\n",

@@ -230,7 +230,9 @@ def test_swimmer_compare_reads_another_sittings_runs_seed_by_seed(tmp_path):
     assert "| softq-ugan-nocritic | at 30k | – | – |" in text and "| softq-ugan-nocritic | first ≥ 300 | – | – |" in text
     assert "- sac seed 0 here and in sac (old): the first 2 of 3 evaluations both made are identical; they differ from " \
            "30k on" in text
-    assert "| sac (old) | 2 / 2 | 315.5 [308.2, 322.8] | 2 / 2 |" in text  # in the summary too
+    # in the summary too, without a cost ratio: another sitting's seconds are not this sitting's
+    assert "| sac (old) | 2 / 2 | 315.5 [308.2, 322.8] | 2 / 2 | 0: 30k, 1: 20k | 1.0 | – | – | – |" in text
+    assert "| sac | 1 / 1 | 299.5 [299.5, 299.5] | 0 / 1 | 0: never | 1.0 | 1.00 | – | – |" in text
     assert compare_error(tmp_path, "old/sac") is None
     assert compare_error(tmp_path, "old/td3") == f"--compare old/td3: no td3 runs in {tmp_path / 'old'}"
     assert compare_error(tmp_path, "old/foo").startswith("--compare old/foo: unknown algorithm 'foo'; choose from: ")
