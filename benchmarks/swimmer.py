@@ -143,7 +143,7 @@ def load_compared(results: Path, specs: list[str]) -> dict[str, list[dict]]:
     out = {}
     for spec in specs:
         name, algo = spec.rsplit("/", 1)
-        out[f"{algo} ({name})"] = [log for log in load_runs(results / name, [algo]).get(algo, [])]
+        out[f"{algo} ({name})"] = load_runs(results / name, [algo]).get(algo, [])
     return out
 
 
