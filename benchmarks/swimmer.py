@@ -139,11 +139,13 @@ def load_runs(run_root: Path, algos: list[str]) -> dict[str, list[dict]]:
 
 
 def load_compared(results: Path, specs: list[str]) -> dict[str, list[dict]]:
-    """``--compare`` runs: each ``NAME/ALGO`` gives ALGO's runs in ``results/NAME``, labelled ``ALGO (NAME)``."""
+    """``--compare`` runs: each ``NAME/ALGO`` gives ALGO's runs in ``results/NAME``, labelled ``ALGO (NAME)`` (a spec
+    with no runs there gives no label)."""
     out = {}
     for spec in specs:
         name, algo = spec.rsplit("/", 1)
-        out[f"{algo} ({name})"] = load_runs(results / name, [algo]).get(algo, [])
+        if logs := load_runs(results / name, [algo]).get(algo):
+            out[f"{algo} ({name})"] = logs
     return out
 
 
@@ -292,7 +294,7 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000,
     """The sitting's report; ``compared`` (``load_compared``) adds other sittings' runs beside its own (the cost
     ratios stay with this sitting's SAC)."""
     runs = load_runs(run_root, algos)
-    compared = {label: logs for label, logs in (compared or {}).items() if logs}
+    compared = compared or {}
     runs.update(compared)
     shown = list(runs)
     stats = {a: dict(zip(*curve_stats([log["evals"] for log in runs[a]]))) for a in shown}
@@ -336,7 +338,7 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000,
 
 
 def figure(run_root: Path, algos: list[str], path: Path, compared: dict[str, list[dict]] | None = None) -> None:
-    runs = {**load_runs(run_root, algos), **{label: logs for label, logs in (compared or {}).items() if logs}}
+    runs = {**load_runs(run_root, algos), **(compared or {})}
     plot_curves({a: [log["evals"] for log in logs] for a, logs in runs.items()}, path, title="Swimmer-v4")
 
 
