@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -71,12 +72,13 @@ def train_stats(model) -> dict:
 
 
 def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jobs: int = 1,
-            flags: list[str] = ()) -> dict:
+            flags: list[str] = (), command: str = "") -> dict:
     """Train (or resume) one run to ``steps``, evaluating and checkpointing every ``eval_every`` steps. Each call is a
     sitting, recorded in the log's ``sittings`` (date, first and last step, training seconds, ``jobs`` = processes
     the benchmark ran at a time, and the process's CPU seconds), so the report can tell a same-sitting cost from one
     pieced together, and a cost inflated by more processes than cores (their wall seconds grow, their CPU seconds
-    far less: profile_softq.md, session 43)."""
+    far less: profile_softq.md, session 43), and the ``command`` that ran it, so a sitting pieced from several
+    invocations (some seeds in one, the rest in another) says which ran which run."""
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     from stable_baselines3 import SAC, TD3
@@ -102,7 +104,7 @@ def run_one(algo: str, seed: int, steps: int, eval_every: int, run_dir: Path, jo
         if flags and algo.startswith("softq"):
             log["flags"] = list(flags)
     sitting = dict(date=time.strftime("%Y-%m-%d %H:%M"), start=int(model.num_timesteps), end=int(model.num_timesteps),
-                   seconds=0.0, jobs=jobs, build=build_info())
+                   seconds=0.0, jobs=jobs, build=build_info(), **({"command": command} if command else {}))
     if model.num_timesteps < steps:
         log.setdefault("sittings", []).append(sitting)
     while model.num_timesteps < steps:
@@ -277,13 +279,14 @@ def sittings_cell(log: dict) -> str:
     return "; ".join(parts) or "not recorded (ran before sittings were)"
 
 
-def builds(runs: dict[str, list[dict]], shown: list[str]) -> dict[str, list[str]]:
-    """Each distinct build the runs' sittings recorded → the runs (``sac 0``) with a sitting on it."""
+def by_sitting(runs: dict[str, list[dict]], shown: list[str], key) -> dict[str, list[str]]:
+    """Each distinct ``key(sitting)`` of the runs' sittings (their build, their command) → the runs (``sac 0``) with a
+    sitting that has it; a run without sittings counts as one sitting ``{}``."""
     out: dict[str, list[str]] = {}
     for a in shown:
         for log in runs[a]:
             for s in log.get("sittings") or [{}]:
-                names = out.setdefault(build_text(s.get("build")), [])
+                names = out.setdefault(key(s), [])
                 if f"{a} {log['seed']}" not in names:
                     names.append(f"{a} {log['seed']}")
     return out
@@ -302,14 +305,20 @@ def report(run_root: Path, algos: list[str], command: str, steps: int = 150_000,
     lines = [
         "# Swimmer-v4: SoftQ samplers against SB3\n",
         NOTES + "\n",
-        f"Command: `{command}`\n",
+        f"Report: `{command}`\n",
+        "Commands that ran the runs (`command` in each run's sittings):\n",
+        *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in by_sitting(
+            runs, shown, lambda s: f"`{s['command']}`" if "command" in s
+            else "not recorded (sittings before commands were)").items()],
+        "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, one torch thread per process; how many processes ran "
         "at a time, in each sitting of each run, is in the last table (runs resumed across sittings, or beside other "
         "work, do not give a same-sitting cost). Deterministic eval return over 5 episodes. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}.\n",
         "Software of the sittings (`build` in each run's sittings; sittings run on different builds need not agree "
         "to the bit on the same seed):\n",
-        *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in builds(runs, shown).items()],
+        *[f"- {text}: {', '.join(runs_on)}" for text, runs_on in by_sitting(
+            runs, shown, lambda s: build_text(s.get("build"))).items()],
         "",
         *summary(runs, shown, steps, compared),
         *per_seed(runs, shown, steps),
@@ -391,8 +400,9 @@ def main() -> None:
             p.error(why)
     RESULTS.mkdir(parents=True, exist_ok=True)
     run_root = RESULTS / args.name
-    # the runs come from the training command; --report-only just re-aggregates them
-    command = " ".join(["python benchmarks/swimmer.py", *(a for a in sys.argv[1:] if a != "--report-only")])
+    # each sitting records the command that ran it; the report names the command that regenerates it
+    command = shlex.join(["python", "benchmarks/swimmer.py", *sys.argv[1:]])
+    report_command = command if args.report_only else command + " --report-only"
     todo = [(a, s) for s in args.seeds for a in args.algos]  # seed by seed, so a partial benchmark compares
     logs = {(a, s): json.loads(f.read_text()) for a, s in todo if (f := run_root / f"{a}_{s}" / "evals.json").exists()}
     if not args.report_only:
@@ -416,13 +426,13 @@ def main() -> None:
             todo = []
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = {pool.submit(run_one, a, s, args.steps, args.eval_every, run_root / f"{a}_{s}",
-                                   min(args.jobs, len(todo)), flags): (a, s) for a, s in todo}
+                                   min(args.jobs, len(todo)), flags, command): (a, s) for a, s in todo}
             for f in as_completed(futures):
                 log = f.result()
                 print(f"{log['algo']} seed {log['seed']}: last eval {log['evals'][-1][1]:.1f} at {log['steps']} "
                       f"in {log['seconds']:.0f}s", flush=True)
     compared = load_compared(RESULTS, args.compare)
-    text = report(run_root, args.algos, command, args.steps, compared)
+    text = report(run_root, args.algos, report_command, args.steps, compared)
     text = write_report(RESULTS / f"{args.name}.md", text + f"\n![curves]({args.name}.png)\n")
     figure(run_root, args.algos, RESULTS / f"{args.name}.png", compared)
     print(text)

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,9 @@ def test_swimmer_benchmark_tiny_then_skips_finished_runs(tmp_path):
 
     assert sitting[0]["build"]["torch"] == torch.__version__ and sitting[0]["build"]["cpu"]
     assert f"- torch {torch.__version__}, mujoco " in text and ": softq-ugan 0, sac 0" in text
+    command = shlex.join(["python", *args])  # each sitting records the command that ran it, and the report lists them
+    assert sitting[0]["command"] == command and f"- `{command}`: softq-ugan 0, sac 0" in text
+    assert f"Report: `{command} --report-only`" in text
     (tmp_path / "swimmer.md").write_text(text.replace("<!-- notes -->\n", "<!-- notes -->\nseed 0 ran alone\n"))
     again = run(*args)
     assert "0 runs to do" in again.stdout
@@ -211,17 +215,18 @@ def test_swimmer_compare_reads_another_sittings_runs_seed_by_seed(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from swimmer import compare_error, load_compared, report
 
-    def write(name, algo, seed, returns, steps=30_000):
+    def write(name, algo, seed, returns, command=None):
         evals = [[10_000 * (i + 1), r] for i, r in enumerate(returns)]
+        sittings = [dict(start=0, end=evals[-1][0], seconds=30.0, jobs=2, date="d", command=command)] if command else []
         (tmp_path / name / f"{algo}_{seed}").mkdir(parents=True)
         (tmp_path / name / f"{algo}_{seed}" / "evals.json").write_text(json.dumps(
-            dict(algo=algo, seed=seed, steps=evals[-1][0], seconds=30.0, evals=evals)))
+            dict(algo=algo, seed=seed, steps=evals[-1][0], seconds=30.0, evals=evals, sittings=sittings)))
 
     write("old", "sac", 0, [20.0, 40.0, 301.0])
     write("old", "sac", 1, [10.0, 302.0, 330.0])
     write("old", "softq-ugan", 0, [5.0, 6.0, 7.0])
-    write("new", "sac", 0, [20.0, 40.0, 299.5])  # the same run up to 20k, then not
-    write("new", "softq-ugan-nocritic", 1, [1.0, 2.0])  # not finished
+    write("new", "sac", 0, [20.0, 40.0, 299.5], "python a")  # the same run up to 20k, then not
+    write("new", "softq-ugan-nocritic", 1, [1.0, 2.0], "python b")  # not finished; run by another command
     compared = load_compared(tmp_path, ["old/sac", "old/softq-ugan"])
     assert sorted(compared) == ["sac (old)", "softq-ugan (old)"] and len(compared["sac (old)"]) == 2
     text = report(tmp_path / "new", ["softq-ugan-nocritic", "sac"], "cmd", 30_000, compared)
@@ -233,6 +238,9 @@ def test_swimmer_compare_reads_another_sittings_runs_seed_by_seed(tmp_path):
     # in the summary too, without a cost ratio: another sitting's seconds are not this sitting's
     assert "| sac (old) | 2 / 2 | 315.5 [308.2, 322.8] | 2 / 2 | 0: 30k, 1: 20k | 1.0 | – | – | – |" in text
     assert "| sac | 1 / 1 | 299.5 [299.5, 299.5] | 0 / 1 | 0: never | 1.0 | 1.00 | – | – |" in text
+    # which command ran which run, the compared runs' sittings (none recorded) included
+    assert "- `python b`: softq-ugan-nocritic 1\n- `python a`: sac 0\n- not recorded (sittings before commands were): " \
+           "sac (old) 0, sac (old) 1, softq-ugan (old) 0\n" in text
     assert compare_error(tmp_path, "old/sac") is None
     assert compare_error(tmp_path, "old/td3") == f"--compare old/td3: no td3 runs in {tmp_path / 'old'}"
     assert compare_error(tmp_path, "old/foo").startswith("--compare old/foo: unknown algorithm 'foo'; choose from: ")
