@@ -79,7 +79,7 @@ def test_swimmer_benchmark_variant_flags_are_recorded_checked_and_kept(tmp_path)
                                            (["--steps", "0"], "swimmer.py: error: --steps and --eval-every must be"),
                                            (["--jobs", "0"], "error: --jobs must be >= 1, got 0"),
                                            (["--compare", "nothere/sac"], "swimmer.py: error: --compare nothere/sac: no sac")])
-def test_swimmer_benchmark_refuses_bad_seeds_steps_and_jobs_before_writing(tmp_path, flags, message):
+def test_swimmer_benchmark_refuses_bad_arguments_before_writing(tmp_path, flags, message):
     r = subprocess.run([sys.executable, "benchmarks/swimmer.py", "--results", str(tmp_path / "r"), *flags],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(message), r.stderr[-2000:]
