@@ -78,21 +78,28 @@ def temperature(name: str, model) -> float:
     return 0.0
 
 
-def measure(name: str, model, env_id: str, rollout_steps: int, horizon: int, deterministic: bool, seed: int,
-            reward_scale: float) -> dict[str, float]:
+def rollout(model, env_id: str, steps: int, deterministic: bool, seed: int) -> tuple[list, list, list]:
+    """One episode of ``model``'s policy, the time limit lifted to ``steps``: its observations, actions, rewards."""
     import gymnasium as gym
 
-    env = gym.make(env_id, max_episode_steps=rollout_steps)
+    env = gym.make(env_id, max_episode_steps=steps)
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards = [], [], []
-    for _ in range(rollout_steps):
+    for _ in range(steps):
         action = model.predict(obs, deterministic=deterministic)[0]
         observations.append(obs), actions.append(action)
         obs, reward, terminated, truncated, _ = env.step(action)
-        rewards.append(reward_scale * reward)
+        rewards.append(reward)
         if terminated or truncated:
             break
     env.close()
+    return observations, actions, rewards
+
+
+def measure(name: str, model, env_id: str, rollout_steps: int, horizon: int, deterministic: bool, seed: int,
+            reward_scale: float) -> dict[str, float]:
+    observations, actions, rewards = rollout(model, env_id, rollout_steps, deterministic, seed)
+    rewards = [reward_scale * r for r in rewards]
     n = min(horizon, len(rewards))
     g = discounted_returns(rewards, model.gamma)[:n]
     q = min_q(name, model, np.asarray(observations[:n]), np.asarray(actions[:n]))

@@ -877,3 +877,60 @@ def test_critic_landscape_compares_critics_at_the_same_states(tmp_path):
         bad = subprocess.run([sys.executable, "benchmarks/critic_landscape.py", *args], capture_output=True,
                              text=True, cwd=ROOT)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_refit_sampler_readings_match_closed_forms():
+    """refit_sampler.py's two readings: the target's mean score at samples shifted by δ from a Gaussian target is
+    |δ| (zero at the target's own samples), and the Boltzmann gap of Q = −|a|²/2 at τ against a policy stuck at a₀
+    is (|a₀|²/2 − τ·d/2)/τ (E_p[Q] = −τ·d/2 for the near-Gaussian p ∝ exp(Q/τ) in the box)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from refit_sampler import boltzmann_gap, mean_score_norm
+
+    torch.manual_seed(0)
+    mu, delta = torch.tensor([0.3, -0.2]), torch.tensor([0.4, 0.3])
+    for shift, expected in ((delta, 0.5), (torch.zeros(2), 0.0)):
+        y = mu + shift + torch.randn(3, 20_000, 2)  # 3 states, samples from N(μ + shift, I)
+        score = mu - y  # ∇ log N(y; μ, I)
+        assert torch.allclose(mean_score_norm(score), torch.full((3,), expected), atol=0.03)
+    tau, a0 = 0.01, torch.tensor([0.5, 0.0])
+    candidates = torch.rand(200_000, 2) * 2 - 1
+    q_c = (-0.5 * candidates.pow(2).sum(1)).expand(2, -1)
+    q_s = torch.full((2, 4), -0.5 * float(a0.pow(2).sum()))
+    assert torch.allclose(boltzmann_gap(q_c, q_s, tau), torch.full((2,), (0.125 - tau) / tau), atol=0.3)
+    # a policy that samples p itself reads no gap: its samples' mean Q is E_p[Q]
+    at_p = candidates[torch.multinomial(torch.softmax(q_c[0] / tau, 0), 4000, replacement=True)]
+    assert abs(float(boltzmann_gap(q_c[:1], (-0.5 * at_p.pow(2).sum(1))[None], tau)[0])) < 0.1
+
+
+def test_refit_sampler_fits_three_samplers_to_a_frozen_critic(tmp_path):
+    """refit_sampler.py end to end on a tiny Pendulum U-GAN: a row per sampler and reading step, finite readings, the
+    τ as saved, a report with its command; bad input is one line."""
+    from agents.softq import SoftQ
+
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="ugan", temperature="auto", learning_starts=50,
+                  batch_size=16, seed=0, policy_kwargs=dict(net_arch=[16, 16]))
+    model.learn(150)
+    path = tmp_path / "m.zip"
+    model.save(path)
+    model.save_replay_buffer(tmp_path / "m_replay_buffer.pkl")
+    r = run("benchmarks/refit_sampler.py", str(path), "--env", "Pendulum-v1", "--steps", "8", "--batch", "16",
+            "--states", "16", "--rollout-steps", "50", "--samples", "8", "--candidates", "256", "--out",
+            str(tmp_path / "refit.md"))
+    rows = [line.strip("|").split("|") for line in r.stdout.splitlines() if line.startswith(f"| {path}")]
+    assert [(row[2].strip(), int(row[3])) for row in rows] == [(k, n) for k in ("own", "fresh", "gaussian")
+                                                                 for n in (0, 2, 8)], r.stdout
+    assert all(math.isfinite(float(x)) for row in rows for x in row[4:]), r.stdout
+    assert len({row[1] for row in rows}) == 1  # the learned τ stays as saved: only samplers train
+    report = (tmp_path / "refit.md").read_text()
+    assert "Command: `python benchmarks/refit_sampler.py " in report and "| own | 8 |" in report
+    assert "<!-- notes -->" in report
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "m.zip").write_bytes(path.read_bytes())
+    for args, message in (([str(tmp_path / "lone" / "m.zip")], "no replay buffer beside"),
+                          ([str(tmp_path / "nope.zip")], "does not exist"),
+                          ([str(path), "--steps", "0"], "--steps must be positive")):
+        bad = subprocess.run([sys.executable, "benchmarks/refit_sampler.py", *args], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
