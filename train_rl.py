@@ -51,13 +51,17 @@ SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFT
     ("Swimmer", "ugan"): dict(SAC_STYLE, proposal="generator", shared_bridge_step=True, bridge_anchor=True,
                               sampler_grad_clip=0.0, sampler_batch_size=256, sampler_particles=1),
 }
+# The same preset without the U-GAN's critic D, Swimmer's default since the pre-registered ten-seed sitting
+# swimmer_nocritic.md (session 45): >= 300 at 150k on 5 of 10 benchmark seeds, as with D, at 1.14x SAC's wall
+# seconds per step against 1.32-1.51x with D
+SAMPLER_DEFAULTS["Swimmer", "ugan-nocritic"] = SAMPLER_DEFAULTS["Swimmer", "ugan"]
 # The MAF policy: as many goals and episodes reaching one as the U-GAN on MultiGoal-v0, the same Swimmer-v4 returns
 # at SQL's settings (medians 41.8 against 54.2 on seeds 0-2, both on the slow gait in two seeds), at 0.5-0.6x the
 # U-GAN's wall time per step (benchmarks/results/samplers.md, swimmer.md; issue 8). SoftQ() itself keeps the paper's
 # U-GAN, and so does Swimmer-v4, whose U-GAN preset is the configuration benchmarked against SAC (issue 4: ≥ 300 at
 # 150k on 13 of 20 runs, SAC 18 of 20 on the same seeds (session 43); the MAF preset: 3 of 5 tuning seeds).
 DEFAULT_SAMPLER = "maf"
-ENV_SAMPLERS = {"Swimmer": "ugan"}
+ENV_SAMPLERS = {"Swimmer": "ugan-nocritic"}
 
 
 def default_sampler(env_id: str) -> str:

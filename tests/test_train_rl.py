@@ -60,14 +60,14 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
                               "--tau", "auto_0.5", "--target-entropy", "-3", "--logdir", str(tmp_path), *FAST],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    run_dir = tmp_path / "Swimmer-v4" / "ugan_0"  # Swimmer's default sampler
+    run_dir = tmp_path / "Swimmer-v4" / "ugan-nocritic_0"  # Swimmer's default sampler
     tags = events(run_dir).Tags()["scalars"]
     assert {"eval/mean_reward", "train/entropy", "train/temperature"} <= set(tags)
     temps = [e.value for e in events(run_dir).Scalars("train/temperature")]
     assert temps and all(0 < t < 0.5 for t in temps)  # a fresh sampler's entropy is far above −3: τ falls
     config = json.loads((run_dir / "config.json").read_text())
     assert config["temperature"] == "auto_0.5" and config["target_entropy"] == -3
-    assert config["sampler"] == "ugan"  # Swimmer's benchmarked preset (issue 4); maf elsewhere (issue 8)
+    assert config["sampler"] == "ugan-nocritic"  # Swimmer's benchmarked preset (issue 4); maf elsewhere (issue 8)
     assert config["sampler_particles"] == 1 and config["bridge_anchor"] is True  # the preset's, where no flag is given
 
 
@@ -495,7 +495,10 @@ def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
     assert (model.sampler_batch_size, ugan.batch_size, ugan.max_grad_norm, ugan.bridge_anchor) == (64, 4, 10.0, False)
     model, config = build("Swimmer-v4", "--sampler", "ugan", "--no-shared-bridge-step")
     assert not model.policy.sampler_trainer.config.shared_bridge_step
-    for env_id, sampler in (("Swimmer-v4", "ugan-nocritic"), ("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
+    model, config = build("Swimmer-v4", "--sampler", "ugan-nocritic")  # Swimmer's default: the preset without D
+    assert model.policy.sampler.critic is None and config["sampler_batch_size"] == 256
+    assert model.policy.sampler_trainer.config.bridge_anchor and config["proposal"] == "generator"
+    for env_id, sampler in (("Swimmer-v4", "svgd"), ("Swimmer-v4", "ugan-oneway"),
                             ("MultiGoal-v0", "ugan"), ("MultiGoal-v0", "maf")):
         model, config = build(env_id, "--sampler", sampler)
         assert (config["temperature"], config["proposal"], config["policy_delay"], config["value_particles"]) == (
