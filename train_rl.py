@@ -2,7 +2,7 @@
 
     python train_rl.py --env Swimmer-v4
     python train_rl.py --env MultiGoal-v0 --steps 20000
-    python train_rl.py --env Swimmer-v4 --resume runs/Swimmer-v4/ugan_0/checkpoints/last.zip
+    python train_rl.py --env Swimmer-v4 --resume runs/Swimmer-v4/ugan-nocritic_0/checkpoints/last.zip
 
 TensorBoard logs, checkpoints (model + replay buffer) and evaluations go to
 ``<logdir>/<env>/<sampler>_<seed>/``; open them with ``tensorboard --logdir runs``. Ctrl-C or SIGTERM
@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="Swimmer-v4", help="gymnasium id with a Box action space (default Swimmer-v4)")
     p.add_argument("--algo", default="softq", help="softq (default), or the SB3 baselines sac, td3")
     p.add_argument("--sampler", default=None, help="softq's policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, "
-                   "svgd (default ugan on Swimmer, maf elsewhere; the README's 'Which sampler?' says why)")
+                   f"svgd (default {', '.join(f'{v} on {k}' for k, v in ENV_SAMPLERS.items())}, {DEFAULT_SAMPLER} "
+                   "elsewhere; the README's 'Which sampler?' says why)")
     p.add_argument("--steps", type=int, default=200_000, help="environment steps in all (default 200000)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the networks, the replay sampling and the environments (default 0; with --resume, the "
