@@ -58,8 +58,9 @@ SAMPLER_DEFAULTS["Swimmer", "ugan-nocritic"] = SAMPLER_DEFAULTS["Swimmer", "ugan
 # The MAF policy: as many goals and episodes reaching one as the U-GAN on MultiGoal-v0, the same Swimmer-v4 returns
 # at SQL's settings (medians 41.8 against 54.2 on seeds 0-2, both on the slow gait in two seeds), at 0.5-0.6x the
 # U-GAN's wall time per step (benchmarks/results/samplers.md, swimmer.md; issue 8). SoftQ() itself keeps the paper's
-# U-GAN, and so does Swimmer-v4, whose U-GAN preset is the configuration benchmarked against SAC (issue 4: ≥ 300 at
-# 150k on 13 of 20 runs, SAC 18 of 20 on the same seeds (session 43); the MAF preset: 3 of 5 tuning seeds).
+# U-GAN. Swimmer-v4 keeps a U-GAN, whose preset is the configuration benchmarked against SAC (issue 4: ≥ 300 at 150k
+# on 13 of 20 runs, SAC 18 of 20 on the same seeds (session 43); the MAF preset: 3 of 5 tuning seeds), without its
+# critic D since session 45 (above).
 DEFAULT_SAMPLER = "maf"
 ENV_SAMPLERS = {"Swimmer": "ugan-nocritic"}
 

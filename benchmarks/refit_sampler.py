@@ -107,8 +107,9 @@ def readings(model, obs, candidates, sample_y, k: int) -> tuple[float, float]:
     return float(mean_score_norm(score).median()), float(boltzmann_gap(q_c, q_s, tau).median())
 
 
-def refit(path: Path, kind: str, args, env_id: str) -> list[str]:
-    """Table rows: ``kind``'s readings at the checkpoints of its ``--steps`` steps against ``path``'s critic."""
+def refit(path: Path, kinds: list[str], args) -> list[str]:
+    """Table rows: each of ``kinds``' readings at the checkpoints of its ``--steps`` steps against ``path``'s critic,
+    all read at the same replay states, visited states and candidates (drawn once per checkpoint)."""
     import numpy as np
     import torch
     from stable_baselines3.common.save_util import load_from_pkl
@@ -118,40 +119,43 @@ def refit(path: Path, kind: str, args, env_id: str) -> list[str]:
 
     torch.manual_seed(args.seed)
     model = SoftQ.load(path, device="cpu")
-    model.replay_buffer = load_from_pkl(find_buffer(path))
-    buffer, policy = model.replay_buffer, model.policy
+    buffer = load_from_pkl(find_buffer(path))
     rng = np.random.default_rng(args.seed)
     n = buffer.buffer_size if buffer.full else buffer.pos
     replay = torch.as_tensor(buffer.observations[rng.choice(n, min(args.states, n), replace=False), 0],
                              dtype=torch.float32)
     # every 10th state of one rollout of the stochastic policy: the states it walks now
-    visited = torch.as_tensor(np.array(rollout(model, env_id, args.rollout_steps, False, args.seed)[0][::10]),
+    visited = torch.as_tensor(np.array(rollout(model, args.env, args.rollout_steps, False, args.seed)[0][::10]),
                               dtype=torch.float32)
     dim = model.action_space.shape[0]
     candidates = torch.as_tensor(rng.uniform(-1.0, 1.0, (args.candidates, dim)), dtype=torch.float32)
-    lr = model.lr_schedule(1)
-    if kind == "fresh":
-        kwargs = {**RL_DEFAULTS.get(policy.sampler_name, {}), **policy.sampler_kwargs}
-        policy.sampler, model.sampler_trainer = BUILDERS[policy.sampler_name](
-            policy.action_dim, policy.features_dim, lr, policy.anneal_steps, **kwargs)
-        policy.sampler_trainer = model.sampler_trainer
-    if kind == "gaussian":
-        gaussian = TanhGaussian(replay.shape[1], dim, args.gaussian_hidden, lr)
-        sample_y, step = (lambda o, k: gaussian.rsample_and_log_prob(o, k)[0]), (lambda o: gaussian.step(model, o))
-    else:
-        sample_y = lambda o, k: policy.sampler.rsample(k, policy.context(o))  # noqa: E731
-        step = model._update_sampler
-    rows, done, start = [], 0, time.perf_counter()
-    for target in sorted({0, args.steps // 4, args.steps}):
-        while done < target:
-            step(torch.as_tensor(buffer.sample(args.batch).observations, dtype=torch.float32))
-            done += 1
-        cells = [readings(model, states, candidates, sample_y, args.samples) for states in (replay, visited)]
-        if not all(np.isfinite(c) for pair in cells for c in pair):
-            fail(f"{path}: a non-finite reading for the {kind} sampler after {done} steps")
-        rows.append(f"| {path} | {float(policy.temperature):.4f} | {kind} | {done} | "
-                    + " | ".join(f"{s:.2f} | {g:.2f}" for s, g in cells) + " |")
-    print(f"{path} {kind}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    rows = []
+    for kind in kinds:
+        model = SoftQ.load(path, device="cpu")  # each sampler starts from the checkpoint as saved
+        policy, lr = model.policy, model.lr_schedule(1)
+        torch.manual_seed(args.seed)
+        if kind == "fresh":
+            kwargs = {**RL_DEFAULTS.get(policy.sampler_name, {}), **policy.sampler_kwargs}
+            policy.sampler, model.sampler_trainer = BUILDERS[policy.sampler_name](
+                policy.action_dim, policy.features_dim, lr, policy.anneal_steps, **kwargs)
+            policy.sampler_trainer = model.sampler_trainer
+        if kind == "gaussian":
+            gaussian = TanhGaussian(replay.shape[1], dim, args.gaussian_hidden, lr)
+            sample_y, step = (lambda o, k: gaussian.rsample_and_log_prob(o, k)[0]), (lambda o: gaussian.step(model, o))
+        else:
+            sample_y = lambda o, k: policy.sampler.rsample(k, policy.context(o))  # noqa: E731
+            step = model._update_sampler
+        done, start = 0, time.perf_counter()
+        for target in sorted({0, args.steps // 4, args.steps}):
+            while done < target:
+                step(torch.as_tensor(buffer.sample(args.batch).observations, dtype=torch.float32))
+                done += 1
+            cells = [readings(model, states, candidates, sample_y, args.samples) for states in (replay, visited)]
+            if not all(np.isfinite(c) for pair in cells for c in pair):
+                fail(f"{path}: a non-finite reading for the {kind} sampler after {done} steps")
+            rows.append(f"| {path} | {float(policy.temperature):.4f} | {kind} | {done} | "
+                        + " | ".join(f"{s:.2f} | {g:.2f}" for s, g in cells) + " |")
+        print(f"{path} {kind}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -193,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| checkpoint | τ | sampler | steps | replay: score | replay: gap (nats) | visited: score | "
              "visited: gap (nats) |", "|---|---|---|---|---|---|---|---|"]
     for path in map(Path, args.checkpoints):
-        for kind in args.samplers:
-            lines += refit(path, kind, args, args.env)
+        lines += refit(path, args.samplers, args)
     table = "\n".join(lines)
     print(table)
     if args.out:
