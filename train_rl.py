@@ -51,6 +51,9 @@ SAMPLER_DEFAULTS = {  # (environment family, sampler) → what differs from SOFT
     ("Swimmer", "ugan"): dict(SAC_STYLE, proposal="generator", shared_bridge_step=True, bridge_anchor=True,
                               sampler_grad_clip=0.0, sampler_batch_size=256, sampler_particles=1),
 }
+# SAC's actor inside SoftQ (the control of swimmer_gaussian.md): everything of the preset but the sampler family
+# and its objective, SAC's tanh-Gaussian trained by reverse KL on all 256 states of the minibatch, one sample each
+SAMPLER_DEFAULTS["Swimmer", "gaussian"] = dict(SAC_STYLE, proposal="generator", sampler_batch_size=256)
 # The same preset without the U-GAN's critic D, Swimmer's default since the pre-registered ten-seed sitting
 # swimmer_nocritic.md (session 45): >= 300 at 150k on 5 of 10 benchmark seeds, as with D, at 1.14x SAC's wall
 # seconds per step against 1.32-1.51x with D
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="Swimmer-v4", help="gymnasium id with a Box action space (default Swimmer-v4)")
     p.add_argument("--algo", default="softq", help="softq (default), or the SB3 baselines sac, td3")
     p.add_argument("--sampler", default=None, help="softq's policy sampler: ugan, ugan-nocritic, ugan-oneway, maf, "
-                   f"svgd (default {', '.join(f'{v} on {k}' for k, v in ENV_SAMPLERS.items())}, {DEFAULT_SAMPLER} "
+                   f"svgd, gaussian (SAC's actor; default {', '.join(f'{v} on {k}' for k, v in ENV_SAMPLERS.items())}, {DEFAULT_SAMPLER} "
                    "elsewhere; the README's 'Which sampler?' says why)")
     p.add_argument("--steps", type=int, default=200_000, help="environment steps in all (default 200000)")
     p.add_argument("--seed", type=int, default=None,

@@ -19,7 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Flatten
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
-from softq_ugan.baselines import MAFRKL, MAFRKLConfig
+from softq_ugan.baselines import MAFRKL, ConditionalGaussian, GaussianRKL, GaussianRKLConfig, MAFRKLConfig
 from softq_ugan.flows import ConditionalMAF
 from softq_ugan.nets import adam
 from softq_ugan.svgd import SVGD, SVGDConfig, SVGDSampler
@@ -66,11 +66,21 @@ def build_maf(action_dim: int, context_dim: int, lr: float, total_steps: int, **
     return flow, MAFRKL(config, flow=flow)
 
 
+def build_gaussian(action_dim: int, context_dim: int, lr: float, total_steps: int, **kwargs: Any):
+    """SAC's actor as the sampler: a tanh-Gaussian (SB3's 256×256 MLP) fitted by reverse KL to exp(Q/τ), one sample
+    per state; the control that keeps all of SoftQ but the sampler family and its objective."""
+    kwargs.setdefault("lr", lr)
+    kwargs.setdefault("total_steps", total_steps)
+    config = GaussianRKLConfig(features=action_dim, context_features=context_dim, **kwargs)
+    gaussian = ConditionalGaussian(action_dim, context_dim, config.hidden)
+    return gaussian, GaussianRKL(config, gaussian=gaussian)
+
+
 # name → builder(action_dim, context_dim, lr, total_steps, **sampler_kwargs) → (nn.Module, trainer); each
 # module has rsample(k, context) and from_noise(z, context)
 SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
     "ugan": build_ugan, "ugan-nocritic": build_ugan_nocritic, "ugan-oneway": build_ugan_oneway, "maf": build_maf,
-    "svgd": build_svgd,
+    "svgd": build_svgd, "gaussian": build_gaussian,
 }
 
 # the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
@@ -242,15 +252,15 @@ class SoftQPolicy(BasePolicy):
 
     @property
     def generator_density(self) -> bool:
-        """Whether the sampler's own samples come with a log-density: exact for the MAF policy and a one-way
-        generator, estimated as log ν + D for the U-GAN (VA §3.2); SVGD's have none."""
+        """Whether the sampler's own samples come with a log-density: exact for the MAF policy, the Gaussian and a
+        one-way generator, estimated as log ν + D for the U-GAN (VA §3.2); SVGD's have none."""
         return self._own_density() is not None
 
     def _own_density(self) -> Callable[[int, Tensor], tuple[Tensor, Tensor]] | None:
         """The sampler's "samples with their log-density" method, or None (the one place that lists them)."""
         if isinstance(self.sampler, UGANSampler):
             return self.sampler.rsample_and_log_density
-        if isinstance(self.sampler, ConditionalMAF):
+        if isinstance(self.sampler, (ConditionalMAF, ConditionalGaussian)):
             return self.sampler.rsample_and_log_prob
         return None
 

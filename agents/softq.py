@@ -56,7 +56,7 @@ class SoftQ(OffPolicyAlgorithm):
     """Soft Q-learning with an amortized sampler policy.
 
     :param sampler: policy sampler, a name in ``agents.policies.SAMPLERS`` ("ugan", "ugan-nocritic", "ugan-oneway",
-        "maf", "svgd").
+        "maf", "svgd", "gaussian": SAC's actor).
     :param temperature: τ of the Boltzmann policy exp(Q/τ) (SQL keeps τ=1 and scales rewards), or ``"auto"`` /
         ``"auto_<τ0>"``: τ learned as SAC learns its entropy coefficient, so that the policy's entropy tracks
         ``target_entropy``; needs a sampler with a density (its own, exact or log ν + D: every sampler but svgd).

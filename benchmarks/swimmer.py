@@ -36,7 +36,7 @@ from softq_ugan.sweep import curve_stats, median_iqr, plot_curves  # noqa: E402
 from report_notes import NOTES, write_report  # noqa: E402  (beside this script; hand-written notes survive a rerun)
 
 RESULTS = ROOT / "benchmarks" / "results"
-ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "sac", "td3")
+ALGOS = ("softq-ugan", "softq-svgd", "softq-ugan-nocritic", "softq-ugan-oneway", "softq-maf", "softq-gaussian", "sac", "td3")
 
 
 def make_model(algo: str, env, seed: int, steps: int, flags: list[str] = ()):

@@ -1,7 +1,10 @@
-"""Baseline sampler: a MAF fitted directly to the target by reverse KL (VA suppl. G).
+"""Baseline samplers fitted directly to the target by reverse KL.
 
-Loss E_{x~ν}[log ν(x) − (1+λ_t) log u(x)], with samples drawn through the MAF's (sequential,
-d-pass) inverse so gradients flow through sampling: the costly route that the U-GAN amortizes.
+- :class:`MAFRKL`: a MAF (VA suppl. G). Loss E_{x~ν}[log ν(x) − (1+λ_t) log u(x)], with samples drawn through
+  the MAF's (sequential, d-pass) inverse so gradients flow through sampling: the costly route that the U-GAN
+  amortizes.
+- :class:`GaussianRKL`: a conditional diagonal Gaussian, SAC's policy family (Haarnoja et al. 2018) in the
+  pre-squash space, with the same loss: SAC's actor objective E[α log π − Q] divided by α = τ.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from softq_ugan.flows import ConditionalMAF
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import adam, check_finite, optimizer_step, require_positive
+from softq_ugan.nets import MLP, adam, check_finite, optimizer_step, require_positive, standard_normal_log_prob
 from softq_ugan.ugan import LogProb
 
 
@@ -73,3 +76,123 @@ class MAFRKL:
         with torch.no_grad():
             kl = (log_nu - log_u).mean().item()
         return {"loss": value, "kl_estimate": kl, "entropy": -log_nu.mean().item(), "lambda": lam}
+
+
+class ConditionalGaussian(nn.Module):
+    """x ~ N(μ(c), diag σ(c)²), μ and log σ from one MLP of the context c (log σ clipped to ``log_std_bounds``, as
+    SB3's SAC actor): SAC's policy family in pre-squash space. Without context (``context_features`` 0), μ and
+    log σ are free parameters. Same sampling interface as :class:`~softq_ugan.flows.ConditionalMAF`."""
+
+    def __init__(self, features: int, context_features: int = 0, hidden: tuple[int, ...] = (256, 256),
+                 log_std_bounds: tuple[float, float] = (-20.0, 2.0)) -> None:
+        super().__init__()
+        if features < 1:
+            raise ValueError(f"ConditionalGaussian: features must be >= 1, got {features}")
+        self.features, self.context_features, self.log_std_bounds = features, context_features, log_std_bounds
+        self.noise_features = features  # the latent of from_noise
+        if context_features > 0:
+            self.net: nn.Module | None = MLP(context_features, 2 * features, tuple(hidden))
+        else:
+            self.net = None
+            self.params = nn.Parameter(torch.zeros(2 * features))
+
+    def mean_and_log_std(self, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """μ and log σ: ``(B, d)`` each for a context ``(B, c)``, ``(1, d)`` without one."""
+        if (context is None) != (self.net is None):
+            raise ValueError(f"ConditionalGaussian built with context_features={self.context_features} got "
+                             f"{'no context' if context is None else f'a context of shape {tuple(context.shape)}'}")
+        if context is not None and (context.ndim != 2 or context.shape[-1] != self.context_features):
+            raise ValueError(f"context must have shape (B, {self.context_features}), got {tuple(context.shape)}")
+        out = self.params.unsqueeze(0) if self.net is None else self.net(context)
+        mean, log_std = out.chunk(2, dim=-1)
+        return mean, log_std.clamp(*self.log_std_bounds)
+
+    def _unbatch(self, x: Tensor, context: Tensor | None) -> Tensor:
+        return x[0] if context is None else x
+
+    def from_noise(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        """x = μ + σ ⊙ z for base noise ``z``: ``(n, d)`` without context, ``(B, n, d)`` with one ``(B, c)``."""
+        mean, log_std = self.mean_and_log_std(context)
+        z3 = z.unsqueeze(0) if context is None else z
+        return self._unbatch(mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * z3, context)
+
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Reparametrized samples and their log-density: ``(B, n, d), (B, n)``, or ``(n, d), (n,)`` without context."""
+        mean, log_std = self.mean_and_log_std(context)
+        z = torch.randn(mean.shape[0], num_samples, self.features, dtype=mean.dtype, device=mean.device)
+        x = mean.unsqueeze(1) + log_std.exp().unsqueeze(1) * z
+        # log N(x; μ, σ²) = log N(z; 0, I) − Σ log σ
+        log_prob = standard_normal_log_prob(z) - log_std.sum(-1, keepdim=True)
+        return self._unbatch(x, context), self._unbatch(log_prob, context)
+
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.rsample_and_log_prob(num_samples, context)[0]
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.rsample(num_samples, context)
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """log N(x; μ(c), σ(c)²): ``x (B, n, d)`` with a context ``(B, c)`` → ``(B, n)``; ``(n, d)`` → ``(n,)`` without."""
+        mean, log_std = self.mean_and_log_std(context)
+        x3 = x.unsqueeze(0) if context is None else x
+        z = (x3 - mean.unsqueeze(1)) / log_std.exp().unsqueeze(1)
+        return self._unbatch(standard_normal_log_prob(z) - log_std.sum(-1, keepdim=True), context)
+
+
+@dataclass
+class GaussianRKLConfig:
+    """Hyperparameters of :class:`GaussianRKL` (defaults: SB3's SAC actor)."""
+
+    features: int
+    """Dimension d of the samples."""
+    context_features: int = 0
+    """Dimension c of the context (0: unconditional)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the MLP from the context to μ and log σ."""
+    batch_size: int = 1
+    """Samples per context per update (SAC: 1)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    schedule: str = "none"
+    """Annealing schedule of λ_t (same names as the U-GAN; SAC: none)."""
+    lambda0: float = 0.0
+    """Initial annealing weight λ_0."""
+    total_steps: int = 3000
+    """Annealing horizon T in updates."""
+    max_grad_norm: float | None = None
+    """Gradient-norm clip (None: none, as SAC)."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "features", "batch_size", "total_steps")
+        self.hidden = tuple(self.hidden)
+        make_schedule(self.schedule, self.lambda0, self.total_steps)
+
+
+class GaussianRKL:
+    """Reverse-KL trainer of a :class:`ConditionalGaussian`: ``update(log_prob, context)`` returns a dict of floats."""
+
+    def __init__(self, config: GaussianRKLConfig, gaussian: ConditionalGaussian | None = None) -> None:
+        self.config = config
+        self.gaussian = gaussian if gaussian is not None else ConditionalGaussian(
+            config.features, config.context_features, config.hidden)
+        self.optimizer = adam(self.gaussian.parameters(), config.lr)
+        self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
+        self.num_updates = 0
+
+    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.gaussian.sample(num_samples, context)
+
+    def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
+        c, t = self.config, self.num_updates
+        lam = self.schedule(t)
+        x, log_pi = self.gaussian.rsample_and_log_prob(c.batch_size, context)
+        log_u = log_prob(x, context)
+        # KL(π‖u) + const, annealed as VA eq. 9; with u = exp(Q/τ)·|da/dy|, SAC's actor loss E[τ log π − Q] over τ
+        loss = (log_pi - (1.0 + lam) * log_u).mean()
+        value = check_finite("Gaussian reverse-KL loss", loss.item(), t)
+        optimizer_step(self.optimizer, loss, self.gaussian.parameters(), c.max_grad_norm)
+        self.num_updates += 1
+        with torch.no_grad():
+            kl = (log_pi - log_u).mean().item()
+        return {"loss": value, "kl_estimate": kl, "entropy": -log_pi.mean().item(), "lambda": lam}
