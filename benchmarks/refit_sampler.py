@@ -11,8 +11,9 @@ its replay states (``--batch`` states, one sample each, as the Swimmer preset's 
 - ``own``: the checkpoint's own sampler, with its optimizer states, continued (its own update: the U-GAN's
   generator, bridge and critic D);
 - ``fresh``: a new sampler of the same kind and settings, from its initialisation;
-- ``gaussian``: a SAC-style tanh-Gaussian policy (two hidden layers of ``--gaussian-hidden``, Adam at the checkpoint's
-  learning rate) trained by the reverse KL E[log π(y|s) − log u(y|s)], the objective SAC's actor descends.
+- ``gaussian``: a SAC-style tanh-Gaussian policy (SoftQ's ``gaussian`` sampler: two hidden layers of
+  ``--gaussian-hidden``, Adam at the checkpoint's learning rate) trained by the reverse KL
+  E[log π(y|s) − log u(y|s)], the objective SAC's actor descends over τ.
 
 Before the first step and after a quarter and all of ``--steps``, at two sets of states (``replay``: ``--states``
 replay states; ``visited``: every 10th state of one ``--rollout-steps`` rollout of the checkpoint's stochastic
@@ -65,34 +66,6 @@ def boltzmann_gap(q_candidates, q_samples, tau: float):
     return ((w * q_candidates).sum(1) - q_samples.mean(1)) / tau
 
 
-class TanhGaussian:
-    """SAC's policy family in y-space: y ~ N(μ(s), σ(s)²) with a ``hidden``-wide two-layer MLP, a = tanh y."""
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden: int, lr: float):
-        import torch
-        from torch import nn
-
-        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 2 * action_dim))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-
-    def rsample_and_log_prob(self, obs, k: int):
-        import torch
-
-        mean, log_std = self.net(obs.float()).chunk(2, dim=-1)
-        dist = torch.distributions.Normal(mean.unsqueeze(1).expand(-1, k, -1),
-                                          log_std.clamp(-20, 2).exp().unsqueeze(1).expand(-1, k, -1))
-        y = dist.rsample()
-        return y, dist.log_prob(y).sum(-1)
-
-    def step(self, model, obs) -> None:
-        y, log_pi = self.rsample_and_log_prob(obs, 1)
-        loss = (log_pi - model.policy.boltzmann_log_prob(obs)(y, model.policy.context(obs))).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-
-
 def readings(model, obs, candidates, sample_y, k: int) -> tuple[float, float]:
     """(median score, median gap) of the sampler ``sample_y(obs, k) → (B, k, d)`` at the states ``obs``."""
     import torch
@@ -116,6 +89,7 @@ def refit(path: Path, kinds: list[str], args) -> list[str]:
 
     from agents.policies import RL_DEFAULTS, SAMPLERS as BUILDERS
     from agents.softq import SoftQ
+    from softq_ugan.baselines import GaussianRKL, GaussianRKLConfig
 
     torch.manual_seed(args.seed)
     model = SoftQ.load(path, device="cpu")
@@ -134,14 +108,16 @@ def refit(path: Path, kinds: list[str], args) -> list[str]:
         model = SoftQ.load(path, device="cpu")  # each sampler starts from the checkpoint as saved
         policy, lr = model.policy, model.lr_schedule(1)
         torch.manual_seed(args.seed)
+        np.random.seed(args.seed)  # SB3's replay buffer draws its minibatches from numpy's global state
         if kind == "fresh":
             kwargs = {**RL_DEFAULTS.get(policy.sampler_name, {}), **policy.sampler_kwargs}
             policy.sampler, model.sampler_trainer = BUILDERS[policy.sampler_name](
                 policy.action_dim, policy.features_dim, lr, policy.anneal_steps, **kwargs)
             policy.sampler_trainer = model.sampler_trainer
-        if kind == "gaussian":
-            gaussian = TanhGaussian(replay.shape[1], dim, args.gaussian_hidden, lr)
-            sample_y, step = (lambda o, k: gaussian.rsample_and_log_prob(o, k)[0]), (lambda o: gaussian.step(model, o))
+        if kind == "gaussian":  # SoftQ's gaussian sampler, SAC's actor: one sample per state, reverse KL
+            gaussian = GaussianRKL(GaussianRKLConfig(dim, policy.features_dim, (args.gaussian_hidden,) * 2, lr=lr))
+            sample_y = lambda o, k: gaussian.gaussian.rsample(k, policy.context(o))  # noqa: E731
+            step = lambda o: gaussian.update(policy.boltzmann_log_prob(o), policy.context(o))  # noqa: E731
         else:
             sample_y = lambda o, k: policy.sampler.rsample(k, policy.context(o))  # noqa: E731
             step = model._update_sampler

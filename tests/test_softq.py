@@ -16,7 +16,7 @@ SMALL = dict(learning_starts=50, batch_size=32, value_particles=8, policy_kwargs
 @pytest.mark.parametrize("sampler, proposal", [("ugan", "uniform"), ("ugan", "bridge"), ("svgd", "uniform"),
                                               ("ugan-nocritic", "uniform"), ("maf", "bridge"),
                                               ("ugan-oneway", "generator"), ("maf", "generator"),
-                                              ("ugan", "generator")])
+                                              ("ugan", "generator"), ("gaussian", "generator")])
 def test_short_run_on_swimmer(sampler, proposal):
     model = SoftQ("MlpPolicy", "Swimmer-v4", sampler=sampler, proposal=proposal, seed=0, **SMALL)
     model.learn(120)
@@ -26,6 +26,7 @@ def test_short_run_on_swimmer(sampler, proposal):
              "ugan-nocritic": ["sampler/generator_loss", "sampler/bridge_nll", "sampler/entropy"],
              "ugan-oneway": ["sampler/generator_loss", "sampler/entropy", "sampler/entropy_critic_bridge"],
              "maf": ["sampler/loss", "sampler/entropy", "sampler/lambda"],
+             "gaussian": ["sampler/loss", "sampler/entropy", "sampler/kl_estimate"],
              "svgd": ["sampler/generator_loss"]}[sampler]
     assert ("sampler/critic_loss" in logged) == (sampler in ("ugan", "ugan-oneway"))
     for key in keys:
@@ -163,7 +164,7 @@ def test_sampler_update_takes_its_states_from_the_q_minibatch(sampler_batch_size
         SoftQ("MlpPolicy", "Pendulum-v1", sampler_batch_size=0)
 
 
-@pytest.mark.parametrize("sampler", ["ugan", "maf", "ugan-oneway"])  # the update's own log-densities (ugan: log ν + D)
+@pytest.mark.parametrize("sampler", ["ugan", "maf", "ugan-oneway", "gaussian"])  # the update's own log-densities (ugan: log ν + D)
 @pytest.mark.parametrize("target, direction", [(-5.0, -1), (5.0, +1)])
 def test_learned_temperature_moves_toward_the_target_entropy(target, direction, sampler):
     """SAC's rule: τ falls while the policy's entropy exceeds the target and rises while it falls short.
@@ -183,7 +184,7 @@ def test_learned_temperature_moves_toward_the_target_entropy(target, direction, 
     assert abs(np.log(tau / 0.5)) > 0.01  # 100 Adam steps of lr 3e-4 move log τ by ~0.03
 
 
-@pytest.mark.parametrize("sampler", ["maf", "ugan-oneway", "ugan"])
+@pytest.mark.parametrize("sampler", ["maf", "ugan-oneway", "ugan", "gaussian"])
 def test_sampler_update_reports_the_policy_log_density_of_its_samples(sampler):
     """A sampler with its own density (the U-GAN's: log ν + D) gives E log π(a|s) from its update's samples (the
     temperature reuses it, as SAC reuses its actor step's log π): it matches a fresh Monte Carlo estimate."""
