@@ -50,32 +50,45 @@ class MAFRKLConfig:
         make_schedule(self.schedule, self.lambda0, self.total_steps)
 
 
-class MAFRKL:
-    """Reverse-KL MAF trainer: ``update(log_prob, context)`` returns a dict of floats."""
+class ReverseKL:
+    """Reverse-KL trainer of a sampler with its own density (``rsample_and_log_prob``, ``sample``):
+    ``update(log_prob, context)`` returns a dict of floats. ``config`` holds ``batch_size``, ``lr``, ``schedule``,
+    ``lambda0``, ``total_steps`` and ``max_grad_norm``."""
 
-    def __init__(self, config: MAFRKLConfig, flow: ConditionalMAF | None = None) -> None:
-        self.config = config
-        self.flow = flow if flow is not None else ConditionalMAF(
-            config.features, config.context_features, config.bridge_blocks, config.bridge_hidden)
-        self.optimizer = adam(self.flow.parameters(), config.lr)
+    name = "reverse-KL"
+
+    def __init__(self, config, model: nn.Module) -> None:
+        self.config, self.model = config, model
+        self.optimizer = adam(model.parameters(), config.lr)
         self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
         self.num_updates = 0
 
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
-        return self.flow.sample(num_samples, context)
+        return self.model.sample(num_samples, context)
 
     def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
         c, t = self.config, self.num_updates
         lam = self.schedule(t)
-        x, log_nu = self.flow.rsample_and_log_prob(c.batch_size, context)
+        x, log_q = self.model.rsample_and_log_prob(c.batch_size, context)
         log_u = log_prob(x, context)
-        loss = (log_nu - (1.0 + lam) * log_u).mean()  # annealed KL(ν‖u) + const (VA eq. 9 with ρ = ν)
-        value = check_finite("MAF reverse-KL loss", loss.item(), t)
-        optimizer_step(self.optimizer, loss, self.flow.parameters(), c.max_grad_norm)
+        loss = (log_q - (1.0 + lam) * log_u).mean()  # annealed KL(q‖u) + const (VA eq. 9 with ρ = q)
+        value = check_finite(f"{self.name} loss", loss.item(), t)
+        optimizer_step(self.optimizer, loss, self.model.parameters(), c.max_grad_norm)
         self.num_updates += 1
         with torch.no_grad():
-            kl = (log_nu - log_u).mean().item()
-        return {"loss": value, "kl_estimate": kl, "entropy": -log_nu.mean().item(), "lambda": lam}
+            kl = (log_q - log_u).mean().item()
+        return {"loss": value, "kl_estimate": kl, "entropy": -log_q.mean().item(), "lambda": lam}
+
+
+class MAFRKL(ReverseKL):
+    """Reverse-KL MAF trainer (VA suppl. G): ``update(log_prob, context)`` returns a dict of floats."""
+
+    name = "MAF reverse-KL"
+
+    def __init__(self, config: MAFRKLConfig, flow: ConditionalMAF | None = None) -> None:
+        self.flow = flow if flow is not None else ConditionalMAF(
+            config.features, config.context_features, config.bridge_blocks, config.bridge_hidden)
+        super().__init__(config, self.flow)
 
 
 class ConditionalGaussian(nn.Module):
@@ -169,30 +182,13 @@ class GaussianRKLConfig:
         make_schedule(self.schedule, self.lambda0, self.total_steps)
 
 
-class GaussianRKL:
-    """Reverse-KL trainer of a :class:`ConditionalGaussian`: ``update(log_prob, context)`` returns a dict of floats."""
+class GaussianRKL(ReverseKL):
+    """Reverse-KL trainer of a :class:`ConditionalGaussian`; with u = exp(Q/τ)·|da/dy| its loss is SAC's actor loss
+    E[τ log π − Q] divided by τ. ``update(log_prob, context)`` returns a dict of floats."""
+
+    name = "Gaussian reverse-KL"
 
     def __init__(self, config: GaussianRKLConfig, gaussian: ConditionalGaussian | None = None) -> None:
-        self.config = config
         self.gaussian = gaussian if gaussian is not None else ConditionalGaussian(
             config.features, config.context_features, config.hidden)
-        self.optimizer = adam(self.gaussian.parameters(), config.lr)
-        self.schedule = make_schedule(config.schedule, config.lambda0, config.total_steps)
-        self.num_updates = 0
-
-    def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
-        return self.gaussian.sample(num_samples, context)
-
-    def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
-        c, t = self.config, self.num_updates
-        lam = self.schedule(t)
-        x, log_pi = self.gaussian.rsample_and_log_prob(c.batch_size, context)
-        log_u = log_prob(x, context)
-        # KL(π‖u) + const, annealed as VA eq. 9; with u = exp(Q/τ)·|da/dy|, SAC's actor loss E[τ log π − Q] over τ
-        loss = (log_pi - (1.0 + lam) * log_u).mean()
-        value = check_finite("Gaussian reverse-KL loss", loss.item(), t)
-        optimizer_step(self.optimizer, loss, self.gaussian.parameters(), c.max_grad_norm)
-        self.num_updates += 1
-        with torch.no_grad():
-            kl = (log_pi - log_u).mean().item()
-        return {"loss": value, "kl_estimate": kl, "entropy": -log_pi.mean().item(), "lambda": lam}
+        super().__init__(config, self.gaussian)
