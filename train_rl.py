@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=None, help="annealing schedule of the U-GAN/MAF sampler (default nma or a preset's)")
     p.add_argument("--lambda0", type=float, default=None, help="λ0 of the annealing schedule (default -0.5)")
     p.add_argument("--sampler-particles", type=int, default=None, metavar="K",
-                   help="samples per state in each U-GAN/MAF sampler update (default 8 or a preset's)")
+                   help="samples per state in each U-GAN/MAF/gaussian sampler update (default 8, gaussian 1, or a preset's)")
     p.add_argument("--sampler-batch-size", type=int, default=None, metavar="N",
                    help="states of each Q minibatch that the sampler update uses (default 64 or a preset's, at most "
                    "--batch-size)")
