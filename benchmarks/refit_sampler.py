@@ -89,7 +89,6 @@ def refit(path: Path, kinds: list[str], args) -> list[str]:
 
     from agents.policies import RL_DEFAULTS, SAMPLERS as BUILDERS
     from agents.softq import SoftQ
-    from softq_ugan.baselines import GaussianRKL, GaussianRKLConfig
 
     torch.manual_seed(args.seed)
     model = SoftQ.load(path, device="cpu")
@@ -109,22 +108,17 @@ def refit(path: Path, kinds: list[str], args) -> list[str]:
         policy, lr = model.policy, model.lr_schedule(1)
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)  # SB3's replay buffer draws its minibatches from numpy's global state
-        if kind == "fresh":
-            kwargs = {**RL_DEFAULTS.get(policy.sampler_name, {}), **policy.sampler_kwargs}
-            policy.sampler, model.sampler_trainer = BUILDERS[policy.sampler_name](
+        if kind != "own":  # a new sampler in the policy: its own kind, or SoftQ's gaussian (SAC's actor)
+            name, kwargs = (policy.sampler_name, {**RL_DEFAULTS.get(policy.sampler_name, {}), **policy.sampler_kwargs}) \
+                if kind == "fresh" else ("gaussian", dict(hidden=(args.gaussian_hidden,) * 2))
+            policy.sampler, model.sampler_trainer = BUILDERS[name](
                 policy.action_dim, policy.features_dim, lr, policy.anneal_steps, **kwargs)
             policy.sampler_trainer = model.sampler_trainer
-        if kind == "gaussian":  # SoftQ's gaussian sampler, SAC's actor: one sample per state, reverse KL
-            gaussian = GaussianRKL(GaussianRKLConfig(dim, policy.features_dim, (args.gaussian_hidden,) * 2, lr=lr))
-            sample_y = lambda o, k: gaussian.gaussian.rsample(k, policy.context(o))  # noqa: E731
-            step = lambda o: gaussian.update(policy.boltzmann_log_prob(o), policy.context(o))  # noqa: E731
-        else:
-            sample_y = lambda o, k: policy.sampler.rsample(k, policy.context(o))  # noqa: E731
-            step = model._update_sampler
+        sample_y = lambda o, k: policy.sampler.rsample(k, policy.context(o))  # noqa: E731
         done, start = 0, time.perf_counter()
         for target in sorted({0, args.steps // 4, args.steps}):
             while done < target:
-                step(torch.as_tensor(buffer.sample(args.batch).observations, dtype=torch.float32))
+                model._update_sampler(torch.as_tensor(buffer.sample(args.batch).observations, dtype=torch.float32))
                 done += 1
             cells = [readings(model, states, candidates, sample_y, args.samples) for states in (replay, visited)]
             if not all(np.isfinite(c) for pair in cells for c in pair):
