@@ -93,7 +93,7 @@ def presets_text() -> str:
 RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
-              "generator_hidden", "shared_bridge_step", "critic_pessimism")
+              "generator_hidden", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-bridge-step", action=argparse.BooleanOptionalAction, default=None,
                    help="U-GAN samplers: take the bridge's MLE step from the generator's own backward, on the "
                         "generator's samples (one MAF pass fewer per update; default off or a preset's)")
+    p.add_argument("--sampler-loss-tau", action="store_true", default=None,
+                   help="maf/gaussian samplers: multiply the sampler's loss E[log π − Q/τ] by τ; with gaussian each "
+                        "step is then SB3's SAC actor step (default off: same minimizer, a scale that grows as τ falls)")
     p.add_argument("--sampler-grad-clip", type=float, default=None, metavar="NORM",
                    help="gradient-norm clip of each sampler network's step (default 10 or a preset's; 0: none). The sampler's loss is "
                         "in units of Q/τ, so with a learned τ of 0.01 its gradients are about 100 times SAC's actor's")
@@ -241,6 +244,8 @@ def validate(args: argparse.Namespace) -> None:
     for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
+    if args.sampler_loss_tau and sampler not in ("maf", "gaussian"):
+        fail(f"--sampler-loss-tau applies to the reverse-KL samplers (maf, gaussian), not {sampler}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
     if args.replay_buffer is not None:
@@ -305,6 +310,7 @@ def build_model(args: argparse.Namespace, env):
     config = dict(sampler=args.sampler, temperature=tau if tau.startswith("auto") else float(tau),
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
                   **({} if not args.value_qmc else dict(value_qmc=True)),
+                  **({} if not args.sampler_loss_tau else dict(sampler_loss_tau=True)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),
                   policy_delay=pick("policy_delay"),
                   **({} if args.sampler_steps is None else dict(sampler_steps=args.sampler_steps)), **common)

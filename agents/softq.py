@@ -27,6 +27,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 
 from agents.critics import critic_q_min
 from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
+from softq_ugan.baselines import ReverseKL
 from softq_ugan.metrics import ess
 from softq_ugan.qmc import sobol_uniform
 from softq_ugan.soft_value import (forward_kl_proposal_loss, soft_value, tanh_log_det, tanh_log_proposal,
@@ -77,6 +78,9 @@ class SoftQ(OffPolicyAlgorithm):
     :param sampler_steps: sampler steps (each with its τ step) per sampler update: the first on the Q step's
         minibatch, each further one on a fresh minibatch's states (1: SAC's one actor step per Q step; 2 gives the
         sampler the updates of two gradient steps per env step while the critic keeps one).
+    :param sampler_loss_tau: multiply a reverse-KL sampler's loss ("maf", "gaussian") by τ: with "gaussian" the step
+        is then SB3's SAC actor step, E[τ log π − Q] (tests/test_sac_equivalence.py); by default the loss is
+        E[log π − Q/τ], the same minimizer, which Adam's normalization makes the same step only while τ is constant.
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
     """
@@ -106,6 +110,7 @@ class SoftQ(OffPolicyAlgorithm):
         sampler_batch_size: int = 64,
         policy_delay: int = 1,
         sampler_steps: int = 1,
+        sampler_loss_tau: bool = False,
         action_noise: ActionNoise | None = None,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -173,6 +178,7 @@ class SoftQ(OffPolicyAlgorithm):
         self.sampler_batch_size = sampler_batch_size
         self.policy_delay = policy_delay
         self.sampler_steps = sampler_steps
+        self.sampler_loss_tau = sampler_loss_tau
         if _init_setup_model:
             self._setup_model()
 
@@ -190,6 +196,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
         if self.proposal == "generator" and not self.policy.generator_density:
             raise ValueError(f"proposal 'generator' needs a sampler with a density (every one but svgd); '{self.sampler}' has none")
+        if self.sampler_loss_tau and not isinstance(self.sampler_trainer, ReverseKL):
+            raise ValueError(f"sampler_loss_tau applies to the reverse-KL samplers (maf, gaussian), not '{self.sampler}'")
         self.log_temperature, self.temperature_optimizer = None, None
         if self.learn_temperature:
             if not self.policy.generator_density:
@@ -283,7 +291,8 @@ class SoftQ(OffPolicyAlgorithm):
             log_det.append(tanh_log_det(y.detach()).mean().item())  # log|da/dy| at the step's samples
             return target(y, context)
 
-        stats = self.sampler_trainer.update(recorded_target, self.policy.context(obs))
+        weight = dict(weight=self.policy.temperature) if self.sampler_loss_tau else {}  # SAC's τ log π − Q
+        stats = self.sampler_trainer.update(recorded_target, self.policy.context(obs), **weight)
         if self.policy.generator_density and "entropy" in stats and len(log_det) == 1:
             # the step's samples carry their own y-space log-density (stats["entropy"] = −E log ρ(y)):
             # E log π(a) = E log ρ(y) − E log|da/dy|, as SAC reuses its actor step's log π

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -66,12 +67,16 @@ class ReverseKL:
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         return self.model.sample(num_samples, context)
 
-    def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
+    def update(self, log_prob: LogProb, context: Tensor | None = None, weight: float = 1.0) -> dict[str, float]:
+        """One step on ``weight`` × the annealed reverse KL; a positive ``weight`` scales the gradient, not its
+        minimizer (in SoftQ, weight τ turns E[log π − Q/τ] into SAC's actor loss E[τ log π − Q])."""
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"{self.name}: weight must be a finite number > 0, got {weight}")
         c, t = self.config, self.num_updates
         lam = self.schedule(t)
         x, log_q = self.model.rsample_and_log_prob(c.batch_size, context)
         log_u = log_prob(x, context)
-        loss = (log_q - (1.0 + lam) * log_u).mean()  # annealed KL(q‖u) + const (VA eq. 9 with ρ = q)
+        loss = weight * (log_q - (1.0 + lam) * log_u).mean()  # annealed KL(q‖u) + const (VA eq. 9 with ρ = q)
         value = check_finite(f"{self.name} loss", loss.item(), t)
         optimizer_step(self.optimizer, loss, self.model.parameters(), c.max_grad_norm)
         self.num_updates += 1
