@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace) -> None:
     from agents.baselines import ZOO
-    from agents.policies import SAMPLERS
+    from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS
     from agents.softq import PROPOSALS
     from softq_ugan.gan.schedules import SCHEDULES
 
@@ -244,8 +244,8 @@ def validate(args: argparse.Namespace) -> None:
     for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
-    if args.sampler_loss_tau and sampler not in ("maf", "gaussian"):
-        fail(f"--sampler-loss-tau applies to the reverse-KL samplers (maf, gaussian), not {sampler}")
+    if args.sampler_loss_tau and sampler not in REVERSE_KL_SAMPLERS:
+        fail(f"--sampler-loss-tau applies to the reverse-KL samplers ({', '.join(REVERSE_KL_SAMPLERS)}), not {sampler}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
     if args.replay_buffer is not None:

@@ -82,6 +82,8 @@ SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
     "ugan": build_ugan, "ugan-nocritic": build_ugan_nocritic, "ugan-oneway": build_ugan_oneway, "maf": build_maf,
     "svgd": build_svgd, "gaussian": build_gaussian,
 }
+# the samplers whose trainer is a softq_ugan.baselines.ReverseKL (an update that takes a loss weight)
+REVERSE_KL_SAMPLERS = ("maf", "gaussian")
 
 # the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
 # particles per state, NMA annealing over `anneal_steps` updates

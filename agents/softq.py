@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from agents.critics import critic_q_min
-from agents.policies import SAMPLERS, SoftQPolicy, check_sampler
+from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS, SoftQPolicy, check_sampler
 from softq_ugan.baselines import ReverseKL
 from softq_ugan.metrics import ess
 from softq_ugan.qmc import sobol_uniform
@@ -197,7 +197,8 @@ class SoftQ(OffPolicyAlgorithm):
         if self.proposal == "generator" and not self.policy.generator_density:
             raise ValueError(f"proposal 'generator' needs a sampler with a density (every one but svgd); '{self.sampler}' has none")
         if self.sampler_loss_tau and not isinstance(self.sampler_trainer, ReverseKL):
-            raise ValueError(f"sampler_loss_tau applies to the reverse-KL samplers (maf, gaussian), not '{self.sampler}'")
+            raise ValueError(f"sampler_loss_tau applies to the reverse-KL samplers ({', '.join(REVERSE_KL_SAMPLERS)}), "
+                             f"not '{self.sampler}'")
         self.log_temperature, self.temperature_optimizer = None, None
         if self.learn_temperature:
             if not self.policy.generator_density:

@@ -111,19 +111,27 @@ def test_softq_gaussian_takes_sacs_steps(monkeypatch, sampler_loss_tau):
 
 
 def test_reverse_kl_weight_scales_the_loss_and_refuses_nonpositive():
-    torch.manual_seed(0)
-    trainer = GaussianRKL(GaussianRKLConfig(features=2, batch_size=64))
+    # two unconditional Gaussians start at the same parameters (μ = 0, log σ = 0); the same noise for both
+    plain_trainer, weighted_trainer = (GaussianRKL(GaussianRKLConfig(features=2, batch_size=64)) for _ in range(2))
 
     def target(x, context=None):
         return -0.5 * (x ** 2).sum(-1)
 
     torch.manual_seed(1)
-    plain = trainer.update(target)["loss"]
-    trainer.model.load_state_dict({k: torch.zeros_like(v) for k, v in trainer.model.state_dict().items()})
-    trainer2 = GaussianRKL(GaussianRKLConfig(features=2, batch_size=64), trainer.model)
+    plain = plain_trainer.update(target)["loss"]
     torch.manual_seed(1)
-    weighted = trainer2.update(target, weight=0.25)["loss"]
+    weighted = weighted_trainer.update(target, weight=0.25)["loss"]
     assert weighted == pytest.approx(0.25 * plain, rel=1e-5)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="weight must be"):
-            trainer2.update(target, weight=bad)
+            weighted_trainer.update(target, weight=bad)
+
+
+def test_reverse_kl_samplers_are_the_ones_with_a_reverse_kl_trainer():
+    """REVERSE_KL_SAMPLERS, which train_rl.py checks --sampler-loss-tau against, names exactly the registry's samplers
+    whose trainer takes a loss weight (the check SoftQ itself makes)."""
+    from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS
+    from softq_ugan.baselines import ReverseKL
+
+    with_weight = {name for name, build in SAMPLERS.items() if isinstance(build(2, 3, 1e-3, 100)[1], ReverseKL)}
+    assert with_weight == set(REVERSE_KL_SAMPLERS)
