@@ -166,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="U-GAN samplers: take the bridge's MLE step from the generator's own backward, on the "
                         "generator's samples (one MAF pass fewer per update; default off or a preset's)")
     p.add_argument("--sampler-loss-tau", action="store_true", default=None,
-                   help="maf/gaussian samplers: multiply the sampler's loss E[log π − Q/τ] by τ; with gaussian each "
-                        "step is then SB3's SAC actor step (default off: same minimizer, a scale that grows as τ falls)")
+                   help="every sampler but svgd: multiply the sampler's loss E[log π − Q/τ] (a U-GAN's generator loss) "
+                        "by τ; with gaussian each step is then SB3's SAC actor step (default off: same minimizer, a "
+                        "scale that grows as τ falls)")
     p.add_argument("--sampler-grad-clip", type=float, default=None, metavar="NORM",
                    help="gradient-norm clip of each sampler network's step (default 10 or a preset's; 0: none). The sampler's loss is "
                         "in units of Q/τ, so with a learned τ of 0.01 its gradients are about 100 times SAC's actor's")
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace) -> None:
     from agents.baselines import ZOO
-    from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS
+    from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS
     from agents.softq import PROPOSALS
     from softq_ugan.gan.schedules import SCHEDULES
 
@@ -244,8 +245,8 @@ def validate(args: argparse.Namespace) -> None:
     for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
-    if args.sampler_loss_tau and sampler not in REVERSE_KL_SAMPLERS:
-        fail(f"--sampler-loss-tau applies to the reverse-KL samplers ({', '.join(REVERSE_KL_SAMPLERS)}), not {sampler}")
+    if args.sampler_loss_tau and sampler not in LOSS_WEIGHT_SAMPLERS:
+        fail(f"--sampler-loss-tau applies to the samplers with a loss ({', '.join(LOSS_WEIGHT_SAMPLERS)}), not {sampler}")
     if args.resume and not Path(args.resume).is_file():
         fail(f"checkpoint '{args.resume}' does not exist")
     if args.replay_buffer is not None:

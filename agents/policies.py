@@ -8,6 +8,7 @@ policy's state dict, the trainer holds the sampler's optimizers and does ``updat
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -82,8 +83,14 @@ SAMPLERS: dict[str, Callable[..., tuple[nn.Module, Any]]] = {
     "ugan": build_ugan, "ugan-nocritic": build_ugan_nocritic, "ugan-oneway": build_ugan_oneway, "maf": build_maf,
     "svgd": build_svgd, "gaussian": build_gaussian,
 }
-# the samplers whose trainer is a softq_ugan.baselines.ReverseKL (an update that takes a loss weight)
-REVERSE_KL_SAMPLERS = ("maf", "gaussian")
+# the samplers whose trainer's update takes a loss weight (SoftQ(sampler_loss_tau=True)): all but svgd, whose
+# update is a Stein direction, not a loss's gradient
+LOSS_WEIGHT_SAMPLERS = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "gaussian")
+
+
+def takes_loss_weight(trainer: Any) -> bool:
+    """Whether ``trainer.update`` takes a ``weight`` that scales its sampler's loss."""
+    return "weight" in inspect.signature(trainer.update).parameters
 
 # the U-GAN defaults in RL, chosen for speed (1 bridge step: 37 vs 30 env steps/s on Swimmer with 2), K=8
 # particles per state, NMA annealing over `anneal_steps` updates

@@ -26,8 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from agents.critics import critic_q_min
-from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS, SoftQPolicy, check_sampler
-from softq_ugan.baselines import ReverseKL
+from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS, SoftQPolicy, check_sampler, takes_loss_weight
 from softq_ugan.metrics import ess
 from softq_ugan.qmc import sobol_uniform
 from softq_ugan.soft_value import (forward_kl_proposal_loss, soft_value, tanh_log_det, tanh_log_proposal,
@@ -78,9 +77,10 @@ class SoftQ(OffPolicyAlgorithm):
     :param sampler_steps: sampler steps (each with its τ step) per sampler update: the first on the Q step's
         minibatch, each further one on a fresh minibatch's states (1: SAC's one actor step per Q step; 2 gives the
         sampler the updates of two gradient steps per env step while the critic keeps one).
-    :param sampler_loss_tau: multiply a reverse-KL sampler's loss ("maf", "gaussian") by τ: with "gaussian" the step
-        is then SB3's SAC actor step, E[τ log π − Q] (tests/test_sac_equivalence.py); by default the loss is
-        E[log π − Q/τ], the same minimizer, which Adam's normalization makes the same step only while τ is constant.
+    :param sampler_loss_tau: multiply the sampler's loss by τ (every sampler but "svgd"; a U-GAN's generator loss,
+        its critic's and bridge's losses unscaled): with "gaussian" the step is then SB3's SAC actor step,
+        E[τ log π − Q] (tests/test_sac_equivalence.py); by default the loss is E[log π − Q/τ], the same minimizer,
+        which Adam's normalization makes the same step only while τ is constant.
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
     """
@@ -196,8 +196,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"proposal 'bridge' needs a sampler with a MAF bridge; '{self.sampler}' has none")
         if self.proposal == "generator" and not self.policy.generator_density:
             raise ValueError(f"proposal 'generator' needs a sampler with a density (every one but svgd); '{self.sampler}' has none")
-        if self.sampler_loss_tau and not isinstance(self.sampler_trainer, ReverseKL):
-            raise ValueError(f"sampler_loss_tau applies to the reverse-KL samplers ({', '.join(REVERSE_KL_SAMPLERS)}), "
+        if self.sampler_loss_tau and not takes_loss_weight(self.sampler_trainer):
+            raise ValueError(f"sampler_loss_tau applies to the samplers with a loss ({', '.join(LOSS_WEIGHT_SAMPLERS)}), "
                              f"not '{self.sampler}'")
         self.log_temperature, self.temperature_optimizer = None, None
         if self.learn_temperature:

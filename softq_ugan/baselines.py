@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 
 from softq_ugan.flows import ConditionalMAF
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import MLP, adam, check_finite, optimizer_step, require_positive, standard_normal_log_prob
+from softq_ugan.nets import MLP, adam, check_finite, check_weight, optimizer_step, require_positive, standard_normal_log_prob
 from softq_ugan.ugan import LogProb
 
 
@@ -70,8 +69,7 @@ class ReverseKL:
     def update(self, log_prob: LogProb, context: Tensor | None = None, weight: float = 1.0) -> dict[str, float]:
         """One step on ``weight`` × the annealed reverse KL; a positive ``weight`` scales the gradient, not its
         minimizer (in SoftQ, weight τ turns E[log π − Q/τ] into SAC's actor loss E[τ log π − Q])."""
-        if not (math.isfinite(weight) and weight > 0):
-            raise ValueError(f"{self.name}: weight must be a finite number > 0, got {weight}")
+        check_weight(self.name, weight)
         c, t = self.config, self.num_updates
         lam = self.schedule(t)
         x, log_q = self.model.rsample_and_log_prob(c.batch_size, context)

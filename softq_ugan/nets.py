@@ -206,6 +206,13 @@ def check_finite(name: str, value: float, step: int) -> float:
     return value
 
 
+def check_weight(name: str, weight: float) -> float:
+    """A loss weight must be a finite number > 0 (it scales a gradient, never its minimizer); else a one-line error."""
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"{name}: weight must be a finite number > 0, got {weight}")
+    return weight
+
+
 def optimizer_step(
     optimizer: torch.optim.Optimizer,
     loss: Tensor,

@@ -26,7 +26,7 @@ from softq_ugan.flows import ConditionalMAF, ShiftedFlow
 from softq_ugan.flows.oneway import OneWayGenerator
 from softq_ugan.gan.losses import logistic_critic_loss
 from softq_ugan.gan.schedules import make_schedule
-from softq_ugan.nets import MLP, adam, check_finite, joint_step, optimizer_step, require_positive, with_context
+from softq_ugan.nets import MLP, adam, check_finite, check_weight, joint_step, optimizer_step, require_positive, with_context
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
 GENERATORS = ("mlp", "oneway")
@@ -261,8 +261,11 @@ class UGAN:
     def sample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
         return self.sampler.sample(num_samples, context)
 
-    def update(self, log_prob: LogProb, context: Tensor | None = None) -> dict[str, float]:
-        """One U-GAN step against the unnormalized target ``log_prob(x, context)``; returns floats."""
+    def update(self, log_prob: LogProb, context: Tensor | None = None, weight: float = 1.0) -> dict[str, float]:
+        """One U-GAN step against the unnormalized target ``log_prob(x, context)``; returns floats. A positive
+        ``weight`` scales the generator's loss (its gradient, not its minimizer; in SoftQ, weight τ turns
+        E[D + log ν − Q/τ] into E[τ(D + log ν) − Q], SAC's scale); the critic's and the bridge's losses keep theirs."""
+        check_weight("U-GAN", weight)
         c, s, t = self.config, self.sampler, self.num_updates
         s._check_context(context)
         n = c.batch_size
@@ -292,14 +295,14 @@ class UGAN:
         log_u = log_prob(x, context)
         log_nu = s.bridge_log_prob(x, context, anchor)
         log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
-        loss = (log_rho - (1.0 + lam) * log_u).mean()
+        loss = weight * (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
-            # loss holds +mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −∇_θν NLL(x): the bridge
-            # descends its NLL by ascending the generator's loss
+            # loss holds +weight · mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −weight ∇_θν NLL(x):
+            # the bridge descends its own NLL, unscaled, by ascending the generator's loss times 1/weight
             joint_step(loss, [(self.generator_optimizer, self._params["generator"], 1.0),
-                              (self.bridge_optimizer, self._params["bridge"], -1.0)], c.max_grad_norm)
+                              (self.bridge_optimizer, self._params["bridge"], -1.0 / weight)], c.max_grad_norm)
         else:
             optimizer_step(self.generator_optimizer, loss, self._params["generator"], c.max_grad_norm)
         with torch.no_grad():

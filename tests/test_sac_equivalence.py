@@ -127,11 +127,10 @@ def test_reverse_kl_weight_scales_the_loss_and_refuses_nonpositive():
             weighted_trainer.update(target, weight=bad)
 
 
-def test_reverse_kl_samplers_are_the_ones_with_a_reverse_kl_trainer():
-    """REVERSE_KL_SAMPLERS, which train_rl.py checks --sampler-loss-tau against, names exactly the registry's samplers
-    whose trainer takes a loss weight (the check SoftQ itself makes)."""
-    from agents.policies import REVERSE_KL_SAMPLERS, SAMPLERS
-    from softq_ugan.baselines import ReverseKL
+def test_loss_weight_samplers_are_the_ones_whose_trainer_takes_a_weight():
+    """LOSS_WEIGHT_SAMPLERS, which train_rl.py checks --sampler-loss-tau against, names exactly the registry's samplers
+    whose trainer takes a loss weight (the check SoftQ itself makes): all but svgd."""
+    from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS, takes_loss_weight
 
-    with_weight = {name for name, build in SAMPLERS.items() if isinstance(build(2, 3, 1e-3, 100)[1], ReverseKL)}
-    assert with_weight == set(REVERSE_KL_SAMPLERS)
+    with_weight = {name for name, build in SAMPLERS.items() if takes_loss_weight(build(2, 3, 1e-3, 100)[1])}
+    assert with_weight == set(LOSS_WEIGHT_SAMPLERS) == set(SAMPLERS) - {"svgd"}

@@ -109,8 +109,8 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
     (["--sampler", "maf", "--generator-hidden", "256"], "--generator-hidden applies to the U-GAN samplers, not maf"),
     (["--sampler", "ugan", "--generator-hidden", "256", "0"], "--generator-hidden widths must be positive, got 256 0"),
-    (["--env", "Swimmer-v4", "--sampler-loss-tau"], "--sampler-loss-tau applies to the reverse-KL samplers (maf, gaussian), not ugan-nocritic"),
-    (["--sampler", "svgd", "--sampler-loss-tau"], "--sampler-loss-tau applies to the reverse-KL samplers (maf, gaussian), not svgd"),
+    (["--sampler", "svgd", "--sampler-loss-tau"],
+     "--sampler-loss-tau applies to the samplers with a loss (ugan, ugan-nocritic, ugan-oneway, maf, gaussian), not svgd"),
     (["--algo", "sac", "--sampler-loss-tau"], "--sampler-loss-tau applies to --algo softq only"),
     (["--env", "Swimmer-v4", "--sampler", "ugan", "--sampler-batch-size", "512"],
      "--sampler-batch-size 512 exceeds the Q minibatch (256)"),
@@ -348,14 +348,15 @@ def test_sampler_steps_reaches_the_model_and_its_record():
     assert model._n_updates == 10 and len(calls) == 20
 
 
-def test_sampler_loss_tau_weights_each_sampler_step_by_tau_and_survives_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("sampler", ["gaussian", "ugan-nocritic"])
+def test_sampler_loss_tau_weights_each_sampler_step_by_tau_and_survives_a_checkpoint(tmp_path, sampler):
     sys.path.insert(0, str(ROOT))
     from train_rl import build_model, build_parser
 
     from agents.softq import SoftQ
     from envs import make_env
 
-    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--sampler", "gaussian", "--sampler-loss-tau", "--tau",
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--sampler", sampler, "--sampler-loss-tau", "--tau",
                                       "auto_0.5", "--steps", "500", "--learning-starts", "20", "--batch-size", "16"])
     model, config = build_model(args, make_env("MultiGoal-v0", seed=0))
     assert config["sampler_loss_tau"] is True and model.sampler_loss_tau

@@ -29,9 +29,11 @@ def test_ugan_samples_banana():
     assert m["mmd2"] <= 0.005, m
 
 
-def test_shared_bridge_step_is_the_bridge_nll_gradient_on_the_generators_samples():
+@pytest.mark.parametrize("weight", [1.0, 0.25])
+def test_shared_bridge_step_is_the_bridge_nll_gradient_on_the_generators_samples(weight):
     """shared_bridge_step: UGAN.update's one backward of the generator loss gives the generator its gradient and the
-    bridge the gradient of its NLL at the same samples (the loss holds +log ν, VA §3.2), exactly."""
+    bridge the gradient of its NLL at the same samples (the loss holds +log ν, VA §3.2), exactly; a loss weight
+    (SoftQ's τ) scales the generator's gradient and leaves the bridge's NLL gradient as it is."""
     torch.manual_seed(0)
     config = UGANConfig(features=2, context_features=3, shared_bridge_step=True, bridge_steps=1, critic=False,
                         max_grad_norm=None, **{**FAST, "batch_size": 7})
@@ -46,13 +48,41 @@ def test_shared_bridge_step_is_the_bridge_nll_gradient_on_the_generators_samples
     torch.manual_seed(1)
     x = s.rsample(7, context)  # the samples update draws (no critic step before it)
     loss = (s.log_prob(x, context) - log_u(x, context)).mean()
-    want_g = torch.autograd.grad(loss, list(s.generator.parameters()))
+    want_g = torch.autograd.grad(weight * loss, list(s.generator.parameters()))
     want_nu = torch.autograd.grad(-s.bridge.log_prob(x.detach(), context).mean(), list(s.bridge.parameters()))
     torch.manual_seed(1)
-    trainer.update(log_u, context)  # bridge_steps=1: the shared step is the bridge's only one
+    stats = trainer.update(log_u, context, weight=weight)  # bridge_steps=1: the shared step is the bridge's only one
+    assert stats["generator_loss"] == pytest.approx(weight * loss.item(), rel=1e-5)
     for want, params in ((want_g, s.generator.parameters()), (want_nu, s.bridge.parameters())):
         for w, p in zip(want, params):
             torch.testing.assert_close(p.grad, w)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="U-GAN: weight must be a finite number > 0"):
+            trainer.update(log_u, context, weight=bad)
+
+
+def test_ugan_weight_scales_the_generator_gradient_only():
+    """With its critic and separate bridge steps, a weighted U-GAN update gives the generator weight × the gradient
+    of the unweighted one and the critic and the bridge the same gradients (two trainers, same start, same noise)."""
+    config = UGANConfig(features=2, context_features=3, bridge_steps=1, max_grad_norm=None, **{**FAST, "batch_size": 7})
+    context, trainers = torch.randn(5, 3), []
+    for _ in range(2):
+        torch.manual_seed(0)
+        trainers.append(UGAN(config))
+        for optimizer in (trainers[-1].generator_optimizer, trainers[-1].critic_optimizer, trainers[-1].bridge_optimizer):
+            optimizer.param_groups[0]["lr"] = 0.0  # the steps leave the gradients to compare
+
+    def log_u(x, c):
+        return -0.5 * x.pow(2).sum(-1)
+
+    for trainer, weight in zip(trainers, (1.0, 0.3)):
+        torch.manual_seed(1)
+        trainer.update(log_u, context, weight=weight)
+    plain, weighted = (t.sampler for t in trainers)
+    assert any(p.grad.abs().max() > 0 for p in plain.generator.parameters())
+    for name, scale in (("generator", 0.3), ("critic", 1.0), ("bridge", 1.0)):
+        for p, q in zip(getattr(plain, name).parameters(), getattr(weighted, name).parameters()):
+            torch.testing.assert_close(q.grad, scale * p.grad)
 
 
 def test_shared_bridge_step_still_samples_banana():
