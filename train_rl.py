@@ -93,7 +93,7 @@ def presets_text() -> str:
 RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
-              "generator_hidden", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau")
+              "generator_hidden", "generator", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator-hidden", type=int, nargs="+", default=None, metavar="WIDTH",
                    help="U-GAN samplers: hidden widths of the generator, the policy network (default 128 128; SAC's "
                         "actor is 256 256)")
+    p.add_argument("--generator", default=None, metavar="KIND",
+                   help="ugan and ugan-nocritic: the generator's family, mlp (the paper's noise-input MLP, default) or "
+                        "gaussian (SAC's μ(s) + σ(s)·z, trained by the same U-GAN losses: an ablation of the family)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -245,6 +248,11 @@ def validate(args: argparse.Namespace) -> None:
     for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
+    if args.generator is not None:
+        if args.generator not in ("mlp", "gaussian"):
+            fail(f"unknown generator '{args.generator}'; choose one of: mlp, gaussian (ugan-oneway is the one-way flow)")
+        if sampler not in ("ugan", "ugan-nocritic"):
+            fail(f"--generator applies to ugan and ugan-nocritic, not {sampler}")
     if args.sampler_loss_tau and sampler not in LOSS_WEIGHT_SAMPLERS:
         fail(f"--sampler-loss-tau applies to the samplers with a loss ({', '.join(LOSS_WEIGHT_SAMPLERS)}), not {sampler}")
     if args.resume and not Path(args.resume).is_file():
@@ -305,6 +313,8 @@ def build_model(args: argparse.Namespace, env):
         sampler_kwargs["lr_generator"] = args.generator_lr  # the U-GAN config's; its critic and bridge keep --lr
     if args.generator_hidden is not None:
         sampler_kwargs["generator_hidden"] = tuple(args.generator_hidden)
+    if args.generator is not None:
+        sampler_kwargs["generator"] = args.generator
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

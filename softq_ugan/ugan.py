@@ -22,14 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from softq_ugan.flows import ConditionalMAF, ShiftedFlow
+from softq_ugan.flows import ConditionalGaussian, ConditionalMAF, ShiftedFlow
 from softq_ugan.flows.oneway import OneWayGenerator
 from softq_ugan.gan.losses import logistic_critic_loss
 from softq_ugan.gan.schedules import make_schedule
 from softq_ugan.nets import MLP, adam, check_finite, check_weight, joint_step, optimizer_step, require_positive, with_context
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
-GENERATORS = ("mlp", "oneway")
+GENERATORS = ("mlp", "oneway", "gaussian")
 
 
 @dataclass
@@ -45,7 +45,10 @@ class UGANConfig:
     generator: str = "mlp"
     """Generator kind: "mlp" (the paper's noise-input MLP) or "oneway" (a one-way flow, OW §2.4: a
     residual MLP of width ≥ d on [z, r] with r noise of d − latent_features dims, whose samples come with
-    a log-density, OW eq. 10; ``sampler/entropy`` then reports the generator's own entropy)."""
+    a log-density, OW eq. 10; ``sampler/entropy`` then reports the generator's own entropy) or "gaussian" (SAC's
+    policy family as a generator, G(z; c) = μ(c) + σ(c) ⊙ z: the U-GAN's losses and log-density estimate log ν + D
+    as ever, its exact entropy reported beside them as ``entropy_generator``; an ablation that tells the generator's
+    family from the bridge's estimate)."""
     oneway_exact: bool = True
     """One-way generator: exact log|det J| by autograd Jacobian (small d) or the jvp estimate (OW eq. 9)."""
     generator_hidden: tuple[int, ...] = (128, 128)
@@ -96,6 +99,9 @@ class UGANConfig:
         make_schedule(self.schedule, self.lambda0, self.total_steps)  # fail early on unknown names
         if self.generator not in GENERATORS:
             raise ValueError(f"UGANConfig: unknown generator '{self.generator}'; choose one of: {', '.join(GENERATORS)}")
+        if self.generator == "gaussian" and self.latent_features not in (None, self.features):
+            raise ValueError(f"UGANConfig: a gaussian generator's noise has the samples' dimension {self.features}, "
+                             f"got latent_features={self.latent_features}")
 
 
 class Generator(nn.Module):
@@ -114,6 +120,25 @@ class Generator(nn.Module):
         shape = (num_samples,) if context is None else (context.shape[0], num_samples)
         z = torch.randn(*shape, self.latent_features, device=self.net[0].weight.device)
         return self(z, context)
+
+
+class GaussianGenerator(nn.Module):
+    """x = G(z; c) = μ(c) + σ(c) ⊙ z: a :class:`~softq_ugan.flows.ConditionalGaussian` (SAC's actor family) behind the
+    generator interface; :meth:`log_prob` is its exact density, which the U-GAN's losses do not use."""
+
+    def __init__(self, features: int, context_features: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.latent_features = features
+        self.gaussian = ConditionalGaussian(features, context_features, hidden)
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.gaussian.from_noise(z, context)
+
+    def rsample(self, num_samples: int, context: Tensor | None = None) -> Tensor:
+        return self.gaussian.rsample(num_samples, context)
+
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.gaussian.log_prob(x, context)
 
 
 class Critic(nn.Module):
@@ -137,6 +162,8 @@ class UGANSampler(nn.Module):
         latent = c.latent_features or c.features
         if c.generator == "oneway":
             self.generator = OneWayGenerator(latent, c.features, c.context_features, c.generator_hidden)
+        elif c.generator == "gaussian":
+            self.generator = GaussianGenerator(c.features, c.context_features, c.generator_hidden)
         else:
             self.generator = Generator(latent, c.features, c.context_features, c.generator_hidden)
         self.oneway_exact = c.oneway_exact
@@ -310,6 +337,8 @@ class UGAN:
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
             if log_g is not None:  # a one-way generator's own density (OW eq. 10) is the direct estimate
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
+            elif isinstance(s.generator, GaussianGenerator):  # beside the estimate, the generator's exact entropy
+                out["entropy_generator"] = -s.generator.log_prob(x, context).mean().item()
             out["log_u"] = log_u.mean().item()
 
         # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2); a shared first step was taken above

@@ -109,6 +109,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
     (["--sampler", "maf", "--generator-hidden", "256"], "--generator-hidden applies to the U-GAN samplers, not maf"),
     (["--sampler", "ugan", "--generator-hidden", "256", "0"], "--generator-hidden widths must be positive, got 256 0"),
+    (["--sampler", "ugan", "--generator", "flow"], "unknown generator 'flow'; choose one of: mlp, gaussian"),
+    (["--sampler", "ugan-oneway", "--generator", "gaussian"], "--generator applies to ugan and ugan-nocritic, not ugan-oneway"),
+    (["--algo", "td3", "--generator", "gaussian"], "--generator applies to --algo softq only"),
     (["--sampler", "svgd", "--sampler-loss-tau"],
      "--sampler-loss-tau applies to the samplers with a loss (ugan, ugan-nocritic, ugan-oneway, maf, gaussian), not svgd"),
     (["--algo", "sac", "--sampler-loss-tau"], "--sampler-loss-tau applies to --algo softq only"),
@@ -472,6 +475,33 @@ def test_generator_hidden_sets_the_generator_widths_alone():
     out, config = widths("--generator-hidden", "256", "256", "64")
     assert out == {"generator": [256, 256, 64, 2], "critic": [128, 128, 1]}
     assert config["generator_hidden"] == (256, 256, 64)
+
+
+def test_gaussian_generator_flag_builds_sacs_family_inside_the_ugan():
+    """--generator gaussian: the U-GAN's generator is μ(s) + σ(s)·z from one MLP of the state (SAC's actor family,
+    widths from --generator-hidden), the bridge and its estimate stay; the run's config records it, and the agent
+    trains and acts with it (the deterministic rule's fixed noise goes through the same generator)."""
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    from torch import nn
+
+    from envs import make_env
+    from softq_ugan.ugan import GaussianGenerator
+    from train_rl import build_model, build_parser
+
+    env = make_env("MultiGoal-v0")
+    args = build_parser().parse_args(["--env", "MultiGoal-v0", "--steps", "300", "--learning-starts", "100",
+                                      "--sampler", "ugan-nocritic", "--generator", "gaussian",
+                                      "--generator-hidden", "64", "64"])
+    model, config = build_model(args, env)
+    sampler = model.policy.sampler
+    assert isinstance(sampler.generator, GaussianGenerator) and sampler.critic is None
+    assert [m.out_features for m in sampler.generator.modules() if isinstance(m, nn.Linear)] == [64, 64, 4]
+    assert config["generator"] == "gaussian" and config["generator_hidden"] == (64, 64)
+    model.learn(300)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
 
 
 def test_shared_bridge_step_flag_reaches_the_ugan_config():

@@ -205,6 +205,37 @@ def test_oneway_generator_entropy_matches_a_gaussian_target():
         UGANConfig(features=2, generator="gan")
 
 
+def test_gaussian_generator_learns_a_conditional_gaussian_with_both_entropies():
+    """UGANConfig(generator="gaussian"): SAC's family as the generator of the critic-free, anchored U-GAN of Swimmer's
+    preset. Against log N(x; W c, σ² I) its means follow the context, its σ is the target's, and both its exact
+    entropy (``entropy_generator``) and the estimate −E[log ν] that the losses use are the closed form's."""
+    import math
+
+    torch.manual_seed(0)
+    sigma, W = 0.3, torch.tensor([[1.0, 0.0, 0.5], [0.0, -1.0, 0.5]])
+
+    def log_prob(x, c):  # x (B, K, 2), c (B, 3)
+        return -0.5 * ((x - (c @ W.T).unsqueeze(1)) / sigma).pow(2).sum(-1)
+
+    cfg = UGANConfig(features=2, context_features=3, generator="gaussian", critic=False, bridge_anchor=True,
+                     **{**FAST, "batch_size": 16})
+    trainer = UGAN(cfg)
+    for _ in range(600):
+        stats = trainer.update(log_prob, torch.randn(32, 3))
+    exact = math.log(2 * math.pi * math.e * sigma**2)  # entropy of N(·, σ²I) in 2-D
+    assert abs(stats["entropy_generator"] - exact) < 0.15, stats
+    assert abs(stats["entropy"] - exact) < 0.3, stats
+    c = torch.randn(8, 3)
+    x = trainer.sample(500, c)
+    assert x.shape == (8, 500, 2) and not trainer.sampler.has_density
+    assert torch.allclose(x.mean(1), c @ W.T, atol=0.1)
+    assert torch.allclose(x.std(1), torch.full((8, 2), sigma), atol=0.05)
+    z = torch.zeros(8, 1, 2)  # zero noise: the anchor is the mean
+    assert torch.allclose(trainer.sampler.anchor(c), trainer.sampler.from_noise(z, c)[:, 0])
+    with pytest.raises(ValueError, match="gaussian generator's noise"):
+        UGANConfig(features=2, generator="gaussian", latent_features=3)
+
+
 def test_mlp_generator_density_estimate_matches_a_gaussian_target():
     """The MLP generator's log-density estimate log ν + D (VA §3.2), which the RL agent's soft value and learned τ
     use: at G's samples it matches the target's normalized log-density, and its mean gives the target's entropy."""
