@@ -12,6 +12,7 @@
     python benchmarks/profile_softq.py --preset --agents sac ugan --no-profile --ops 12   # torch profiler: per-op time
     python benchmarks/profile_softq.py --preset --agents ugan --no-profile --parts        # soft value vs sampler update
     python benchmarks/profile_softq.py --preset --agents sac ugan ugan-nocritic --no-profile  # the preset without D
+    python benchmarks/profile_softq.py --preset --agents sac ugan-nocritic ugan-nocritic+gauss+gen256 --no-profile  # SAC's family
 
 Each agent collects a few hundred Swimmer-v4 steps, then ``train(gradient_steps=N)`` is timed (ms per
 gradient step: the cost that dominates wall time per env step, one update per step); the U-GAN's is
@@ -47,6 +48,8 @@ MODIFIERS = {"anchor": ["--bridge-anchor"], "shared": ["--shared-bridge-step"], 
              "critics3": ["--n-critics", "3"], "noclip": ["--sampler-grad-clip", "0"],
              "ss2": ["--sampler-steps", "2"],  # two sampler and τ steps per Q step (session 38)
              "b256": ["--sampler-batch-size", "256", "--sampler-particles", "1"],  # b256: SAC's actor batch, 256 × 1
+             "gen256": ["--generator-hidden", "256", "256"],  # SAC's actor widths for the generator
+             "gauss": ["--generator", "gaussian"],  # SAC's family as the generator (session 50)
              # old: the preset of sessions 22-30 (64 states × 4 samples, the 10-norm clip, no anchor)
              "old": ["--no-bridge-anchor", "--sampler-grad-clip", "10", "--sampler-batch-size", "64",
                      "--sampler-particles", "4"]}
