@@ -1,6 +1,6 @@
 """Sampler ablations (issue 8): what does the GAN add? Every policy sampler of the agent's registry, side by side.
 
-    python benchmarks/samplers.py                      # MultiGoal-v0: 5 samplers × 3 seeds × 12k steps, 2 jobs
+    python benchmarks/samplers.py                      # MultiGoal-v0: 6 samplers × 3 seeds × 12k steps, 2 jobs
     python benchmarks/samplers.py --samplers ugan maf --seeds 0 --steps 3000
     python benchmarks/samplers.py --report-only
 
@@ -34,7 +34,7 @@ from softq_ugan.sweep import median_iqr as _median_iqr  # noqa: E402
 from swimmer import cost_cell as swimmer_cost  # noqa: E402  (benchmarks/swimmer.py, beside this script)
 
 RESULTS = ROOT / "benchmarks" / "results"
-SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd")
+SAMPLER_NAMES = ("ugan", "ugan-nocritic", "ugan-oneway", "maf", "svgd", "gaussian")
 
 
 def run_multigoal(sampler: str, seed: int, steps: int, episodes: int, path: Path) -> dict:
