@@ -649,10 +649,14 @@ def test_profile_softq_anchor_builds_the_anchored_preset_and_is_refused_elsewher
     assert isinstance(model.sampler_trainer.sampler.bridge, ConditionalMAF)  # ugan+old: sessions 22-30's preset
     assert model.sampler_trainer.config.max_grad_norm == 10.0
     assert model.sampler_states == 64 and model.sampler_trainer.config.batch_size == 4
+    flags = [f for m in ("gauss", "gen256") for f in MODIFIERS[m]]  # ugan-nocritic+gauss+gen256: SAC's actor as G
+    model = train_rl.default_model("Swimmer-v4", make_env("Swimmer-v4", seed=0), "softq-ugan-nocritic", 0, 1000, flags)
+    assert type(model.sampler_trainer.sampler.generator).__name__ == "GaussianGenerator"
+    assert model.sampler_trainer.config.generator_hidden == (256, 256) and model.sampler_trainer.sampler.critic is None
     for argv in (["--agents", "ugan+anchor"], ["--preset", "--agents", "maf+anchor"]):
         r = subprocess.run([sys.executable, "benchmarks/profile_softq.py", *argv],
                            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +ss2 +b256 +old apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
+        assert r.returncode == 2 and "+anchor +shared +unshared +critics3 +noclip +ss2 +b256 +gen256 +gauss +old apply to a U-GAN sampler with --preset only" in r.stderr, r.stderr[-2000:]
 
 
 def test_critic_bias_reads_the_critic_and_discounts_the_rollout(tmp_path):
