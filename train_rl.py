@@ -196,6 +196,7 @@ def validate(args: argparse.Namespace) -> None:
     from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS
     from agents.softq import PROPOSALS
     from softq_ugan.gan.schedules import SCHEDULES
+    from softq_ugan.ugan import GENERATORS
 
     if args.algo not in ("softq", *ZOO):
         fail(f"unknown algo '{args.algo}'; choose one of: softq, {', '.join(ZOO)}")
@@ -249,8 +250,9 @@ def validate(args: argparse.Namespace) -> None:
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
     if args.generator is not None:
-        if args.generator not in ("mlp", "gaussian"):
-            fail(f"unknown generator '{args.generator}'; choose one of: mlp, gaussian (ugan-oneway is the one-way flow)")
+        kinds = [g for g in GENERATORS if g != "oneway"]  # the one-way flow is its own sampler, ugan-oneway
+        if args.generator not in kinds:
+            fail(f"unknown generator '{args.generator}'; choose one of: {', '.join(kinds)} (ugan-oneway is the one-way flow)")
         if sampler not in ("ugan", "ugan-nocritic"):
             fail(f"--generator applies to ugan and ugan-nocritic, not {sampler}")
     if args.sampler_loss_tau and sampler not in LOSS_WEIGHT_SAMPLERS:
