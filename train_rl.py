@@ -93,7 +93,8 @@ def presets_text() -> str:
 RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
-              "generator_hidden", "generator", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau")
+              "generator_hidden", "generator", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau",
+              "temperature_grad_clip")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Boltzmann temperature τ of exp(Q/τ), or auto / auto_<τ0>: τ learned as SAC's entropy "
                    "coefficient, toward --target-entropy (default 1, or a preset's; see below)")
     p.add_argument("--target-entropy", type=float, default=None, help="entropy a learned τ aims at (default −dim(A), SAC's)")
+    p.add_argument("--temperature-grad-clip", type=float, default=None, metavar="C",
+                   help="bound per action dimension on a learned τ's gradient, so that one log-density spike cannot "
+                        "freeze τ through Adam's second moment (default 50, above anything SAC's log π gives; 0: none)")
     p.add_argument("--polyak", type=float, default=None, help="target-critic Polyak coefficient (default 0.005)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of Q networks and sampler (default 3e-4)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 128 or a preset's; sac/td3: zoo's)")
@@ -235,6 +239,11 @@ def validate(args: argparse.Namespace) -> None:
     tau = args.tau or softq_defaults(args.env, args.sampler or default_sampler(args.env))["tau"]
     if args.target_entropy is not None and not tau.startswith("auto"):
         fail("--target-entropy applies to a learned temperature only (--tau auto)")
+    if args.temperature_grad_clip is not None:
+        if not (math.isfinite(args.temperature_grad_clip) and args.temperature_grad_clip >= 0):
+            fail(f"--temperature-grad-clip must be a finite number >= 0 (0: no bound), got {args.temperature_grad_clip}")
+        if not tau.startswith("auto"):
+            fail("--temperature-grad-clip applies to a learned temperature only (--tau auto)")
     if args.sampler is not None and args.sampler not in SAMPLERS:
         fail(f"unknown sampler '{args.sampler}'; choose one of: {', '.join(sorted(SAMPLERS))}")
     if args.proposal is not None and args.proposal not in PROPOSALS:
@@ -322,6 +331,8 @@ def build_model(args: argparse.Namespace, env):
     tau = str(pick("tau"))
     config = dict(sampler=args.sampler, temperature=tau if tau.startswith("auto") else float(tau),
                   **({} if args.target_entropy is None else dict(target_entropy=args.target_entropy)),
+                  **({} if args.temperature_grad_clip is None else
+                     dict(temperature_grad_clip=args.temperature_grad_clip or None)),  # 0: no bound
                   **({} if not args.value_qmc else dict(value_qmc=True)),
                   **({} if not args.sampler_loss_tau else dict(sampler_loss_tau=True)),
                   reward_scale=pick("reward_scale"), value_particles=pick("value_particles"), proposal=pick("proposal"),

@@ -81,6 +81,11 @@ class SoftQ(OffPolicyAlgorithm):
         its critic's and bridge's losses unscaled): with "gaussian" the step is then SB3's SAC actor step,
         E[τ log π − Q] (tests/test_sac_equivalence.py); by default the loss is E[log π − Q/τ], the same minimizer,
         which Adam's normalization makes the same step only while τ is constant.
+    :param temperature_grad_clip: bound, per action dimension, on the learned τ's gradient −(E log π + H̄) (None: no
+        bound). A sampler's log-density can spike (the tanh correction log|da/dy| and a bridge's log ν are unbounded),
+        and one gradient of 1e10 fills Adam's second moment so that τ stops moving for tens of thousands of steps.
+        SB3's SAC bounds its own log π by about 33 per dimension (log σ ≥ −20, the ε = 1e-6 of its tanh correction),
+        so the default 50 never clips a step that SAC could take.
     :param tau: Polyak coefficient of the target critic (SB3's name).
     Other parameters are SB3's ``OffPolicyAlgorithm``'s.
     """
@@ -111,6 +116,7 @@ class SoftQ(OffPolicyAlgorithm):
         policy_delay: int = 1,
         sampler_steps: int = 1,
         sampler_loss_tau: bool = False,
+        temperature_grad_clip: float | None = 50.0,
         action_noise: ActionNoise | None = None,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
@@ -135,6 +141,8 @@ class SoftQ(OffPolicyAlgorithm):
             raise ValueError(f"sampler_steps must be >= 1, got {sampler_steps}")
         if sampler_batch_size < 1:
             raise ValueError(f"sampler_batch_size must be >= 1, got {sampler_batch_size}")
+        if temperature_grad_clip is not None and not (np.isfinite(temperature_grad_clip) and temperature_grad_clip > 0):
+            raise ValueError(f"temperature_grad_clip must be a finite number > 0 or None, got {temperature_grad_clip}")
         learned, initial_temperature = parse_temperature(temperature)
         if target_entropy != "auto" and not isinstance(target_entropy, (int, float)):
             raise ValueError(f"target_entropy must be a number or 'auto', got {target_entropy!r}")
@@ -179,6 +187,9 @@ class SoftQ(OffPolicyAlgorithm):
         self.policy_delay = policy_delay
         self.sampler_steps = sampler_steps
         self.sampler_loss_tau = sampler_loss_tau
+        self.temperature_grad_clip = temperature_grad_clip
+        # since the first step: the largest |τ gradient| before the bound, and how many steps the bound clipped
+        self.temperature_grad_max, self.temperature_clipped = 0.0, 0
         if _init_setup_model:
             self._setup_model()
 
@@ -277,8 +288,14 @@ class SoftQ(OffPolicyAlgorithm):
             raise FloatingPointError(f"the policy's log-density is {mean_log_pi} at update {self._n_updates}: the "
                                      f"learned τ cannot use it (a one-way generator can fold)")
         # ∂/∂log τ of the loss −log τ·(E log π + H̄), set directly: the value autograd gives, without its engine
+        grad = -(mean_log_pi + self.target_entropy)
+        self.temperature_grad_max = max(self.temperature_grad_max, abs(grad))
+        if self.temperature_grad_clip is not None:
+            bound = self.temperature_grad_clip * self.policy.action_dim
+            if abs(grad) > bound:  # a log-density spike: keep its sign, not its size (see temperature_grad_clip)
+                grad, self.temperature_clipped = float(np.clip(grad, -bound, bound)), self.temperature_clipped + 1
         self.temperature_optimizer.zero_grad()
-        self.log_temperature.grad = torch.full_like(self.log_temperature, -(mean_log_pi + self.target_entropy))
+        self.log_temperature.grad = torch.full_like(self.log_temperature, grad)
         self.temperature_optimizer.step()
         self._sync_temperature()
         return {"train/entropy": -mean_log_pi}
@@ -368,6 +385,9 @@ class SoftQ(OffPolicyAlgorithm):
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/temperature", self.policy.temperature)
+        if self.log_temperature is not None:
+            self.logger.record("train/temperature_grad_max", self.temperature_grad_max)
+            self.logger.record("train/temperature_clipped", self.temperature_clipped)
         for key, values in logs.items():
             self.logger.record(key, float(np.mean(values)))
 

@@ -211,6 +211,40 @@ def test_learned_temperature_stops_on_an_infinite_log_density():
     assert np.isfinite(model.log_temperature.item())
 
 
+def _temperature_moved(spike: float | None, clip: float | None) -> tuple[float, SoftQ]:
+    """log τ's movement over 1000 steps whose entropy is 1 nat short of the target, after 1000 such steps and, between
+    them, one step whose E log π is ``spike``."""
+    model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto_0.5", target_entropy=-1.0, seed=0,
+                  temperature_grad_clip=clip, **SMALL)
+    obs = torch.zeros(2, 3)
+    for _ in range(1000):
+        model._update_temperature(obs, 2.0)  # gradient −(2 − 1) = −1: τ rises
+    if spike is not None:
+        model._update_temperature(obs, spike)
+    start = model.log_temperature.item()
+    for _ in range(1000):
+        model._update_temperature(obs, 2.0)
+    return model.log_temperature.item() - start, model
+
+
+def test_learned_temperature_keeps_moving_after_a_log_density_spike():
+    """One E log π of 1e10 (an unbounded log ν or tanh correction far out) fills Adam's second moment so that τ stops
+    moving for tens of thousands of steps (seed 60 in swimmer_tuning.md, session 50); the bound on the gradient
+    (50 per action dimension, above anything SB3's SAC can give) keeps the spike's sign, not its size."""
+    normal, plain = _temperature_moved(None, 50.0)
+    assert normal > 0.2 and plain.temperature_clipped == 0 and plain.temperature_grad_max == pytest.approx(1.0)
+    bounded, model = _temperature_moved(1e10, 50.0)
+    assert bounded > 0.5 * normal  # Adam's second moment holds 50², not 1e20
+    assert model.temperature_clipped == 1 and model.temperature_grad_max == pytest.approx(1e10)
+    unbounded, _ = _temperature_moved(1e10, None)
+    assert unbounded < 0.05 * normal  # the freeze the bound prevents
+    model.learn(60)
+    logged = model.logger.name_to_value
+    assert logged["train/temperature_clipped"] == 1 and logged["train/temperature_grad_max"] == pytest.approx(1e10)
+    with pytest.raises(ValueError, match="temperature_grad_clip must be a finite number > 0 or None"):
+        SoftQ("MlpPolicy", "Pendulum-v1", temperature="auto", temperature_grad_clip=0.0)
+
+
 def test_learned_temperature_step_is_autograds():
     """The τ step sets ∂/∂log τ of −log τ·(E log π + H̄) directly: the same Adam step, to the bit, as backward gives."""
     model = SoftQ("MlpPolicy", "Pendulum-v1", sampler="maf", temperature="auto_0.3", target_entropy=-1.0, seed=0,

@@ -57,16 +57,18 @@ def test_writes_tensorboard_tags_and_checkpoints(tmp_path):
 
 def test_short_swimmer_run_with_learned_temperature(tmp_path):
     r = subprocess.run(CMD + ["--env", "Swimmer-v4", "--steps", "300", "--eval-every", "300", "--eval-episodes", "1",
-                              "--tau", "auto_0.5", "--target-entropy", "-3", "--logdir", str(tmp_path), *FAST],
+                              "--tau", "auto_0.5", "--target-entropy", "-3", "--temperature-grad-clip", "20", "--logdir", str(tmp_path), *FAST],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     run_dir = tmp_path / "Swimmer-v4" / "ugan-nocritic_0"  # Swimmer's default sampler
     tags = events(run_dir).Tags()["scalars"]
-    assert {"eval/mean_reward", "train/entropy", "train/temperature"} <= set(tags)
+    assert {"eval/mean_reward", "train/entropy", "train/temperature", "train/temperature_clipped",
+            "train/temperature_grad_max"} <= set(tags)
     temps = [e.value for e in events(run_dir).Scalars("train/temperature")]
     assert temps and all(0 < t < 0.5 for t in temps)  # a fresh sampler's entropy is far above −3: τ falls
     config = json.loads((run_dir / "config.json").read_text())
     assert config["temperature"] == "auto_0.5" and config["target_entropy"] == -3
+    assert config["temperature_grad_clip"] == 20
     assert config["sampler"] == "ugan-nocritic"  # Swimmer's benchmarked preset (issue 4); maf elsewhere (issue 8)
     assert config["sampler_particles"] == 1 and config["bridge_anchor"] is True  # the preset's, where no flag is given
 
@@ -91,6 +93,10 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--tau", "1", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--env", "MultiGoal-v0", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
     (["--sampler", "svgd", "--target-entropy", "-2"], "--target-entropy applies to a learned temperature only"),
+    (["--tau", "1", "--temperature-grad-clip", "5"], "--temperature-grad-clip applies to a learned temperature only"),
+    (["--temperature-grad-clip", "-1"], "--temperature-grad-clip must be a finite number >= 0 (0: no bound), got -1.0"),
+    (["--temperature-grad-clip", "inf"], "--temperature-grad-clip must be a finite number >= 0"),
+    (["--algo", "sac", "--temperature-grad-clip", "5"], "--temperature-grad-clip applies to --algo softq only"),
     (["--net-arch", "64", "0"], "--net-arch widths must be positive, got 64 0"),
     (["--n-critics", "0"], "--n-critics must be positive, got 0"),
     (["--sampler", "svgd", "--proposal", "bridge"], "proposal 'bridge' needs a sampler with a MAF bridge; 'svgd' has none"),
