@@ -324,6 +324,9 @@ class UGAN:
         log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
         loss = weight * (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
+        if log_g is None and isinstance(s.generator, GaussianGenerator):  # before G's step: the samples' own density
+            with torch.no_grad():  # beside the estimate, the generator's exact entropy −E log g(x)
+                out["entropy_generator"] = -s.generator.log_prob(x, context).mean().item()
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
             # loss holds +weight · mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −weight ∇_θν NLL(x):
@@ -337,8 +340,6 @@ class UGAN:
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
             if log_g is not None:  # a one-way generator's own density (OW eq. 10) is the direct estimate
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
-            elif isinstance(s.generator, GaussianGenerator):  # beside the estimate, the generator's exact entropy
-                out["entropy_generator"] = -s.generator.log_prob(x, context).mean().item()
             out["log_u"] = log_u.mean().item()
 
         # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2); a shared first step was taken above

@@ -236,6 +236,27 @@ def test_gaussian_generator_learns_a_conditional_gaussian_with_both_entropies():
         UGANConfig(features=2, generator="gaussian", latent_features=3)
 
 
+def test_gaussian_generator_entropy_is_read_before_its_step():
+    """``entropy_generator`` is −E log g(x) at the step's own samples under the generator that drew them (a Monte
+    Carlo estimate of its closed-form entropy Σ log σ(c) + d/2 log 2πe), not under the generator after its step,
+    which read 17.8 nats where log σ ≤ 2 allows at most 6.8 on a Swimmer run whose generator jumped."""
+    import math
+
+    torch.manual_seed(0)
+    cfg = UGANConfig(features=2, context_features=3, generator="gaussian", critic=False, lr_generator=0.5,
+                     **{**FAST, "batch_size": 4096})
+    trainer = UGAN(cfg)
+    c = torch.randn(4, 3)
+    with torch.no_grad():
+        _, log_std = trainer.sampler.generator.gaussian.mean_and_log_std(c)
+    closed = (log_std.sum(-1) + math.log(2 * math.pi * math.e)).mean().item()  # d/2 log 2πe with d = 2
+    stats = trainer.update(lambda x, ctx: -0.5 * (x - 40.0).pow(2).sum(-1), c)  # a far target: a big first step
+    assert abs(stats["entropy_generator"] - closed) < 0.1, (stats, closed)
+    with torch.no_grad():
+        after = -trainer.sampler.generator.log_prob(trainer.sample(4096, c), c).mean().item()
+    assert abs(after - closed) > 0.5  # the step did move the generator's entropy
+
+
 def test_mlp_generator_density_estimate_matches_a_gaussian_target():
     """The MLP generator's log-density estimate log ν + D (VA §3.2), which the RL agent's soft value and learned τ
     use: at G's samples it matches the target's normalized log-density, and its mean gives the target's entropy."""
