@@ -103,7 +103,7 @@ def report(samplers: list[str], command: str, swimmer_steps: int = 150_000) -> s
         logs = [json.loads(f.read_text()) for f in sorted((RESULTS / "swimmer").glob(f"softq-{s}_*/evals.json"))]
         logs = [log for log in logs if log.get("algo") == f"softq-{s}" and log["evals"]]
         if not logs:
-            lines.append(f"| {s} | 0 / 0 | – | – | – | – |")
+            lines.append(f"| {s} | 0 / 0 | no run at these settings in `results/swimmer/` | – | – | – |")
             continue
         done = [log for log in logs if log["evals"][-1][0] >= swimmer_steps]
         per_seed = ", ".join(f"s{log['seed']}: {log['evals'][-1][1]:.1f}" + (
