@@ -55,7 +55,8 @@ def settings(model) -> dict:
 
 FAST_GAIT = 300.0  # the eval return of Swimmer's fast gait: the bar and the report's "≥ 300" columns
 TRAIN_KEYS = ("train/temperature", "train/ent_coef", "train/entropy", "train/q_mean", "train/soft_value", "train/q_loss",
-              "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll")
+              "train/critic_loss", "train/actor_loss", "sampler/generator_loss", "sampler/critic_loss", "sampler/bridge_nll",
+              "train/temperature_clipped", "train/temperature_grad_max", "sampler/entropy", "sampler/entropy_generator")
 
 
 def first_fast(log: dict) -> int | None:

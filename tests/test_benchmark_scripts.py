@@ -169,7 +169,8 @@ def test_swimmer_train_stats_read_the_last_training_scalars(algo):
     model.learn(120)
     stats = train_stats(model)
     assert 0 < stats["train/temperature" if algo == "softq" else "train/ent_coef"] < 1  # learned from 1 in 70 steps
-    assert {"train/q_mean", "sampler/generator_loss"} <= set(stats) if algo == "softq" else "train/critic_loss" in stats
+    assert {"train/q_mean", "sampler/generator_loss", "train/temperature_clipped", "train/temperature_grad_max",
+            "sampler/entropy"} <= set(stats) if algo == "softq" else "train/critic_loss" in stats
     assert all(isinstance(v, float) and v == v for v in stats.values())
 
 
