@@ -324,7 +324,7 @@ class UGAN:
         log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
         loss = weight * (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
-        if log_g is None and isinstance(s.generator, GaussianGenerator):  # before G's step: the samples' own density
+        if isinstance(s.generator, GaussianGenerator):  # before G's step: the samples' own density
             with torch.no_grad():  # beside the estimate, the generator's exact entropy −E log g(x)
                 out["entropy_generator"] = -s.generator.log_prob(x, context).mean().item()
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
