@@ -94,7 +94,7 @@ RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
               "generator_hidden", "generator", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau",
-              "temperature_grad_clip")
+              "temperature_grad_clip", "exact_density")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", default=None, metavar="KIND",
                    help="ugan and ugan-nocritic: the generator's family, mlp (the paper's noise-input MLP, default) or "
                         "gaussian (SAC's μ(s) + σ(s)·z, trained by the same U-GAN losses: an ablation of the family)")
+    p.add_argument("--exact-density", default=None, metavar="WHERE",
+                   help="with --generator gaussian, an ablation: where the generator's exact log g replaces the U-GAN's "
+                        "estimate log ν + D: none (default), loss (the generator's loss; the bridge then takes its own "
+                        "MLE steps, no shared step), density (soft value and temperature), both")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resume", default=None, metavar="PATH", help="checkpoint .zip to continue from")
@@ -200,7 +204,7 @@ def validate(args: argparse.Namespace) -> None:
     from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS
     from agents.softq import PROPOSALS
     from softq_ugan.gan.schedules import SCHEDULES
-    from softq_ugan.ugan import GENERATORS
+    from softq_ugan.ugan import EXACT_DENSITY, GENERATORS
 
     if args.algo not in ("softq", *ZOO):
         fail(f"unknown algo '{args.algo}'; choose one of: softq, {', '.join(ZOO)}")
@@ -264,6 +268,13 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"unknown generator '{args.generator}'; choose one of: {', '.join(kinds)} (ugan-oneway is the one-way flow)")
         if sampler not in ("ugan", "ugan-nocritic"):
             fail(f"--generator applies to ugan and ugan-nocritic, not {sampler}")
+    if args.exact_density is not None:
+        if args.exact_density not in EXACT_DENSITY:
+            fail(f"unknown --exact-density '{args.exact_density}'; choose one of: {', '.join(EXACT_DENSITY)}")
+        if args.generator != "gaussian":
+            fail("--exact-density applies with --generator gaussian only (the one generator with an exact density)")
+        if args.exact_density in ("loss", "both") and args.shared_bridge_step:
+            fail(f"--exact-density {args.exact_density} leaves log ν out of the generator's loss: drop --shared-bridge-step")
     if args.sampler_loss_tau and sampler not in LOSS_WEIGHT_SAMPLERS:
         fail(f"--sampler-loss-tau applies to the samplers with a loss ({', '.join(LOSS_WEIGHT_SAMPLERS)}), not {sampler}")
     if args.resume and not Path(args.resume).is_file():
@@ -326,6 +337,10 @@ def build_model(args: argparse.Namespace, env):
         sampler_kwargs["generator_hidden"] = tuple(args.generator_hidden)
     if args.generator is not None:
         sampler_kwargs["generator"] = args.generator
+    if args.exact_density is not None:
+        sampler_kwargs["exact_density"] = args.exact_density
+        if args.exact_density in ("loss", "both"):  # no log ν in the loss: the bridge takes all its steps itself
+            sampler_kwargs["shared_bridge_step"] = False
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context
     tau = str(pick("tau"))

@@ -30,6 +30,7 @@ from softq_ugan.nets import MLP, adam, check_finite, check_weight, joint_step, o
 
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
 GENERATORS = ("mlp", "oneway", "gaussian")
+EXACT_DENSITY = ("none", "loss", "density", "both")
 
 
 @dataclass
@@ -49,6 +50,12 @@ class UGANConfig:
     policy family as a generator, G(z; c) = μ(c) + σ(c) ⊙ z: the U-GAN's losses and log-density estimate log ν + D
     as ever, its exact entropy reported beside them as ``entropy_generator``; an ablation that tells the generator's
     family from the bridge's estimate)."""
+    exact_density: str = "none"
+    """A gaussian generator only, an ablation: where its exact log g takes the place of the U-GAN's estimate log ν + D.
+    "none" (the U-GAN); "loss" (the generator's loss E[log g(G) − (1+λ) log u(G)], the reverse KL of SAC's actor; the
+    bridge and critic still train, and :meth:`UGANSampler.rsample_and_log_density` keeps the estimate); "density"
+    (the loss keeps log ν + D; ``rsample_and_log_density``, so SoftQ's soft value and temperature, and the step's
+    ``entropy`` use log g); "both". Tells the estimate's role in the generator's gradient from its role downstream."""
     oneway_exact: bool = True
     """One-way generator: exact log|det J| by autograd Jacobian (small d) or the jvp estimate (OW eq. 9)."""
     generator_hidden: tuple[int, ...] = (128, 128)
@@ -99,6 +106,15 @@ class UGANConfig:
         make_schedule(self.schedule, self.lambda0, self.total_steps)  # fail early on unknown names
         if self.generator not in GENERATORS:
             raise ValueError(f"UGANConfig: unknown generator '{self.generator}'; choose one of: {', '.join(GENERATORS)}")
+        if self.exact_density not in EXACT_DENSITY:
+            raise ValueError(f"UGANConfig: unknown exact_density '{self.exact_density}'; choose one of: "
+                             f"{', '.join(EXACT_DENSITY)}")
+        if self.exact_density != "none" and self.generator != "gaussian":
+            raise ValueError(f"UGANConfig: exact_density='{self.exact_density}' needs generator='gaussian' (the only "
+                             f"generator with an exact density beside the estimate), got '{self.generator}'")
+        if self.exact_density in ("loss", "both") and self.shared_bridge_step:
+            raise ValueError(f"UGANConfig: exact_density='{self.exact_density}' leaves log ν out of the generator's "
+                             f"loss, so it has no bridge gradient to share: set shared_bridge_step=False")
         if self.generator == "gaussian" and self.latent_features not in (None, self.features):
             raise ValueError(f"UGANConfig: a gaussian generator's noise has the samples' dimension {self.features}, "
                              f"got latent_features={self.latent_features}")
@@ -124,7 +140,8 @@ class Generator(nn.Module):
 
 class GaussianGenerator(nn.Module):
     """x = G(z; c) = μ(c) + σ(c) ⊙ z: a :class:`~softq_ugan.flows.ConditionalGaussian` (SAC's actor family) behind the
-    generator interface; :meth:`log_prob` is its exact density, which the U-GAN's losses do not use."""
+    generator interface; :meth:`log_prob` is its exact density, which the U-GAN's losses use only as an ablation
+    (:attr:`UGANConfig.exact_density`)."""
 
     def __init__(self, features: int, context_features: int, hidden: tuple[int, ...]):
         super().__init__()
@@ -139,6 +156,9 @@ class GaussianGenerator(nn.Module):
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         return self.gaussian.log_prob(x, context)
+
+    def rsample_and_log_prob(self, num_samples: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.gaussian.rsample_and_log_prob(num_samples, context)
 
 
 class Critic(nn.Module):
@@ -167,6 +187,7 @@ class UGANSampler(nn.Module):
         else:
             self.generator = Generator(latent, c.features, c.context_features, c.generator_hidden)
         self.oneway_exact = c.oneway_exact
+        self.exact_density = c.exact_density
         self.critic = Critic(c.features, c.context_features, c.critic_hidden) if c.critic else None
         flow = ConditionalMAF(c.features, c.context_features, c.bridge_blocks, c.bridge_hidden)
         self.bridge = ShiftedFlow(flow, self.anchor) if c.bridge_anchor else flow
@@ -252,6 +273,9 @@ class UGANSampler(nn.Module):
         estimate log ν + D (VA §3.2), which needs no invertible G."""
         if self.has_density:
             return self.rsample_and_log_prob(num_samples, context)
+        if self.exact_density in ("density", "both"):  # the ablation's exact log g (UGANConfig.exact_density)
+            self._check_context(context)
+            return self.generator.rsample_and_log_prob(num_samples, context)
         x, anchor = self.rsample_and_anchor(num_samples, context)
         return x, self.bridge_log_prob(x, context, anchor) + self.log_ratio(x, context)
 
@@ -320,9 +344,15 @@ class UGAN:
         else:
             x, log_g = s.rsample(n, context), None
         log_u = log_prob(x, context)
-        log_nu = s.bridge_log_prob(x, context, anchor)
-        log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
-        loss = weight * (log_rho - (1.0 + lam) * log_u).mean()
+        if c.exact_density in ("loss", "both"):  # the ablation: G's exact log g in place of D + log ν in VA eq. 9
+            loss = weight * (s.generator.log_prob(x, context) - (1.0 + lam) * log_u).mean()
+            with torch.no_grad():  # the estimate, for its reports only
+                log_nu = s.bridge_log_prob(x, context, anchor)
+                log_rho = log_nu + s.log_ratio(x, context)
+        else:
+            log_nu = s.bridge_log_prob(x, context, anchor)
+            log_rho = log_nu + s.log_ratio(x, context)  # D + log ν (VA §3.2)
+            loss = weight * (log_rho - (1.0 + lam) * log_u).mean()
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
         if isinstance(s.generator, GaussianGenerator):  # before G's step: the samples' own density
             with torch.no_grad():  # beside the estimate, the generator's exact entropy −E log g(x)
@@ -340,6 +370,8 @@ class UGAN:
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
             if log_g is not None:  # a one-way generator's own density (OW eq. 10) is the direct estimate
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
+            elif c.exact_density in ("density", "both"):  # the exact one, read before G's step, serves downstream
+                out["entropy_critic_bridge"], out["entropy"] = out["entropy"], out["entropy_generator"]
             out["log_u"] = log_u.mean().item()
 
         # 3. bridge: MLE of ν on fresh, detached G-samples (ν tracks ρ, VA §3.2); a shared first step was taken above
