@@ -118,6 +118,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "ugan", "--generator", "flow"], "unknown generator 'flow'; choose one of: mlp, gaussian"),
     (["--sampler", "ugan-oneway", "--generator", "gaussian"], "--generator applies to ugan and ugan-nocritic, not ugan-oneway"),
     (["--algo", "td3", "--generator", "gaussian"], "--generator applies to --algo softq only"),
+    (["--generator", "gaussian", "--exact-density", "all"], "unknown --exact-density 'all'; choose one of: none, loss, density, both"),
+    (["--exact-density", "loss"], "--exact-density applies with --generator gaussian only"),
+    (["--generator", "gaussian", "--exact-density", "both", "--shared-bridge-step"], "--exact-density both leaves log ν out"),
     (["--sampler", "svgd", "--sampler-loss-tau"],
      "--sampler-loss-tau applies to the samplers with a loss (ugan, ugan-nocritic, ugan-oneway, maf, gaussian), not svgd"),
     (["--algo", "sac", "--sampler-loss-tau"], "--sampler-loss-tau applies to --algo softq only"),
@@ -525,6 +528,10 @@ def test_shared_bridge_step_flag_reaches_the_ugan_config():
     assert shared("Pendulum-v1", "--shared-bridge-step") == (True, True)
     assert shared("Swimmer-v4") == (True, True)
     assert shared("Swimmer-v4", "--no-shared-bridge-step") == (False, False)
+    # --exact-density loss leaves log ν out of the generator's loss: the preset's shared step gives way; downstream
+    # only, the loss keeps log ν and the shared step
+    assert shared("Swimmer-v4", "--generator", "gaussian", "--exact-density", "loss") == (False, False)
+    assert shared("Swimmer-v4", "--generator", "gaussian", "--exact-density", "density") == (True, True)
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():

@@ -257,6 +257,72 @@ def test_gaussian_generator_entropy_is_read_before_its_step():
     assert abs(after - closed) > 0.5  # the step did move the generator's entropy
 
 
+def _generator_step(exact_density, bridge_shift):
+    """The generator's parameters after one U-GAN step (no critic, fixed seed), with the bridge's first-layer weights
+    shifted by ``bridge_shift`` before the step."""
+    torch.manual_seed(0)
+    trainer = UGAN(UGANConfig(features=2, context_features=3, generator="gaussian", critic=False,
+                              exact_density=exact_density, **{**FAST, "batch_size": 16}))
+    with torch.no_grad():
+        next(trainer.sampler.bridge.parameters()).add_(bridge_shift)
+    torch.manual_seed(1)
+    trainer.update(lambda x, c: -0.5 * x.pow(2).sum(-1), torch.randn(8, 3))
+    return torch.cat([p.detach().flatten() for p in trainer.sampler.generator.parameters()])
+
+
+def test_exact_density_loss_takes_the_generators_gradient_from_its_own_density():
+    """exact_density="loss": the generator's step is SAC's reverse KL on its exact log g, so it does not depend on the
+    bridge at all; with the U-GAN's estimate ("none") the same bridge change moves the step."""
+    assert torch.equal(_generator_step("loss", 0.0), _generator_step("loss", 0.5))
+    assert not torch.allclose(_generator_step("none", 0.0), _generator_step("none", 0.5))
+
+
+def test_exact_density_downstream_and_loss_learn_a_conditional_gaussian():
+    """The two halves of the ablation against log N(x; W c, σ² I): with "loss" the generator fits the target from its
+    exact density while the bridge still tracks it (its estimate near the closed-form entropy); with "density" the
+    samples' log-density (SoftQ's soft value and temperature) is the generator's exact one, and ``entropy`` reports
+    it with the estimate kept beside it."""
+    import math
+
+    sigma, W = 0.3, torch.tensor([[1.0, 0.0, 0.5], [0.0, -1.0, 0.5]])
+    exact = math.log(2 * math.pi * math.e * sigma**2)
+
+    def log_prob(x, c):
+        return -0.5 * ((x - (c @ W.T).unsqueeze(1)) / sigma).pow(2).sum(-1)
+
+    for where in ("loss", "density"):
+        torch.manual_seed(0)
+        trainer = UGAN(UGANConfig(features=2, context_features=3, generator="gaussian", critic=False,
+                                  bridge_anchor=True, exact_density=where, **{**FAST, "batch_size": 16}))
+        for _ in range(600):
+            stats = trainer.update(log_prob, torch.randn(32, 3))
+        c = torch.randn(8, 3)
+        x = trainer.sample(500, c)
+        assert torch.allclose(x.mean(1), c @ W.T, atol=0.1), where
+        assert torch.allclose(x.std(1), torch.full((8, 2), sigma), atol=0.05), where
+        assert abs(stats["entropy_generator"] - exact) < 0.15, (where, stats)
+        s = trainer.sampler
+        y, log_density = s.rsample_and_log_density(64, c)
+        if where == "loss":  # the estimate still serves downstream, and the bridge has kept up with the generator
+            assert abs(stats["entropy"] - exact) < 0.3, stats
+            estimate = s.bridge_log_prob(y, c, s.anchor(c))
+            assert torch.allclose(log_density, estimate)
+            assert not torch.allclose(log_density, s.generator.log_prob(y, c), atol=1e-3)
+        else:
+            assert stats["entropy"] == stats["entropy_generator"] and "entropy_critic_bridge" in stats
+            assert torch.allclose(log_density, s.generator.log_prob(y, c), atol=1e-5)
+
+
+def test_exact_density_config_errors():
+    with pytest.raises(ValueError, match="unknown exact_density 'all'"):
+        UGANConfig(features=2, generator="gaussian", exact_density="all")
+    with pytest.raises(ValueError, match="needs generator='gaussian'"):
+        UGANConfig(features=2, exact_density="density")
+    with pytest.raises(ValueError, match="set shared_bridge_step=False"):
+        UGANConfig(features=2, generator="gaussian", exact_density="loss", shared_bridge_step=True)
+    UGANConfig(features=2, generator="gaussian", exact_density="density", shared_bridge_step=True)  # the loss keeps log ν
+
+
 def test_mlp_generator_density_estimate_matches_a_gaussian_target():
     """The MLP generator's log-density estimate log ν + D (VA §3.2), which the RL agent's soft value and learned τ
     use: at G's samples it matches the target's normalized log-density, and its mean gives the target's entropy."""
