@@ -313,6 +313,28 @@ def test_exact_density_downstream_and_loss_learn_a_conditional_gaussian():
             assert torch.allclose(log_density, s.generator.log_prob(y, c), atol=1e-5)
 
 
+def test_exact_density_both_is_the_gaussian_reverse_kl_step():
+    """exact_density="both" with no critic: from the same weights and noise, the generator's loss and gradient are
+    :class:`GaussianRKL`'s (SAC's actor step with a weight τ), and the step's entropy is its exact one; the bridge
+    trains beside it and changes neither. (Gradients agree to float error, not bit for bit: the U-GAN evaluates
+    log g at x = μ + σz, where the two paths through μ and σ cancel only up to rounding.)"""
+    target = lambda x, c: -0.5 * (x - 1.0).pow(2).sum(-1) + c[:, :1]  # noqa: E731
+    ugan = UGAN(UGANConfig(features=2, context_features=3, generator="gaussian", critic=False, exact_density="both",
+                           generator_hidden=(32, 32), batch_size=4, max_grad_norm=None))
+    rkl = GaussianRKL(GaussianRKLConfig(features=2, context_features=3, hidden=(32, 32), batch_size=4))
+    rkl.gaussian.load_state_dict(ugan.sampler.generator.gaussian.state_dict())
+    context = torch.randn(6, 3)
+    torch.manual_seed(0)
+    a = ugan.update(target, context, weight=0.2)
+    torch.manual_seed(0)
+    b = rkl.update(target, context, weight=0.2)
+    assert a["generator_loss"] == pytest.approx(b["loss"], rel=1e-6)
+    assert a["entropy"] == pytest.approx(b["entropy"], rel=1e-6) and "entropy_critic_bridge" in a
+    for p, q in zip(ugan.sampler.generator.gaussian.parameters(), rkl.gaussian.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-7)
+    assert max(p.grad.abs().max().item() for p in rkl.gaussian.parameters()) > 1e-2  # a real step, not zeros
+
+
 def test_exact_density_config_errors():
     with pytest.raises(ValueError, match="unknown exact_density 'all'"):
         UGANConfig(features=2, generator="gaussian", exact_density="all")
