@@ -204,7 +204,7 @@ def validate(args: argparse.Namespace) -> None:
     from agents.policies import LOSS_WEIGHT_SAMPLERS, SAMPLERS
     from agents.softq import PROPOSALS
     from softq_ugan.gan.schedules import SCHEDULES
-    from softq_ugan.ugan import EXACT_DENSITY, GENERATORS
+    from softq_ugan.ugan import EXACT_DENSITY, EXACT_IN_LOSS, GENERATORS
 
     if args.algo not in ("softq", *ZOO):
         fail(f"unknown algo '{args.algo}'; choose one of: softq, {', '.join(ZOO)}")
@@ -273,7 +273,7 @@ def validate(args: argparse.Namespace) -> None:
             fail(f"unknown --exact-density '{args.exact_density}'; choose one of: {', '.join(EXACT_DENSITY)}")
         if args.generator != "gaussian":
             fail("--exact-density applies with --generator gaussian only (the one generator with an exact density)")
-        if args.exact_density in ("loss", "both") and args.shared_bridge_step:
+        if args.exact_density in EXACT_IN_LOSS and args.shared_bridge_step:
             fail(f"--exact-density {args.exact_density} leaves log ν out of the generator's loss: drop --shared-bridge-step")
     if args.sampler_loss_tau and sampler not in LOSS_WEIGHT_SAMPLERS:
         fail(f"--sampler-loss-tau applies to the samplers with a loss ({', '.join(LOSS_WEIGHT_SAMPLERS)}), not {sampler}")
@@ -299,6 +299,7 @@ def build_model(args: argparse.Namespace, env):
     """A fresh SoftQ (or SB3 baseline) from the command line, the environment's defaults and the presets."""
     from agents.baselines import make_sb3
     from agents.softq import SoftQ
+    from softq_ugan.ugan import EXACT_IN_LOSS
 
     if args.seed is None:  # parsed, not through main(): a fresh run's default
         args.seed = 0
@@ -339,7 +340,7 @@ def build_model(args: argparse.Namespace, env):
         sampler_kwargs["generator"] = args.generator
     if args.exact_density is not None:
         sampler_kwargs["exact_density"] = args.exact_density
-        if args.exact_density in ("loss", "both"):  # no log ν in the loss: the bridge takes all its steps itself
+        if args.exact_density in EXACT_IN_LOSS:  # no log ν in the loss: the bridge takes all its steps itself
             sampler_kwargs["shared_bridge_step"] = False
     if pick("sampler_particles") is not None:
         sampler_kwargs["batch_size"] = pick("sampler_particles")  # the U-GAN/MAF configs' samples per context

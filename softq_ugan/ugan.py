@@ -31,6 +31,8 @@ from softq_ugan.nets import MLP, adam, check_finite, check_weight, joint_step, o
 LogProb = Callable[[Tensor, "Tensor | None"], Tensor]
 GENERATORS = ("mlp", "oneway", "gaussian")
 EXACT_DENSITY = ("none", "loss", "density", "both")
+EXACT_IN_LOSS = ("loss", "both")  # the exact_density settings that put log g in the generator's loss
+EXACT_DOWNSTREAM = ("density", "both")  # ... and those that hand it out with the samples (soft value, temperature)
 
 
 @dataclass
@@ -112,7 +114,7 @@ class UGANConfig:
         if self.exact_density != "none" and self.generator != "gaussian":
             raise ValueError(f"UGANConfig: exact_density='{self.exact_density}' needs generator='gaussian' (the only "
                              f"generator with an exact density beside the estimate), got '{self.generator}'")
-        if self.exact_density in ("loss", "both") and self.shared_bridge_step:
+        if self.exact_density in EXACT_IN_LOSS and self.shared_bridge_step:
             raise ValueError(f"UGANConfig: exact_density='{self.exact_density}' leaves log ν out of the generator's "
                              f"loss, so it has no bridge gradient to share: set shared_bridge_step=False")
         if self.generator == "gaussian" and self.latent_features not in (None, self.features):
@@ -273,7 +275,7 @@ class UGANSampler(nn.Module):
         estimate log ν + D (VA §3.2), which needs no invertible G."""
         if self.has_density:
             return self.rsample_and_log_prob(num_samples, context)
-        if self.exact_density in ("density", "both"):  # the ablation's exact log g (UGANConfig.exact_density)
+        if self.exact_density in EXACT_DOWNSTREAM:  # the ablation's exact log g (UGANConfig.exact_density)
             self._check_context(context)
             return self.generator.rsample_and_log_prob(num_samples, context)
         x, anchor = self.rsample_and_anchor(num_samples, context)
@@ -344,8 +346,10 @@ class UGAN:
         else:
             x, log_g = s.rsample(n, context), None
         log_u = log_prob(x, context)
-        if c.exact_density in ("loss", "both"):  # the ablation: G's exact log g in place of D + log ν in VA eq. 9
-            loss = weight * (s.generator.log_prob(x, context) - (1.0 + lam) * log_u).mean()
+        log_g_exact = None  # a gaussian generator's exact log g(x), when its loss takes it
+        if c.exact_density in EXACT_IN_LOSS:  # the ablation: G's exact log g in place of D + log ν in VA eq. 9
+            log_g_exact = s.generator.log_prob(x, context)
+            loss = weight * (log_g_exact - (1.0 + lam) * log_u).mean()
             with torch.no_grad():  # the estimate, for its reports only
                 log_nu = s.bridge_log_prob(x, context, anchor)
                 log_rho = log_nu + s.log_ratio(x, context)
@@ -356,7 +360,8 @@ class UGAN:
         out["generator_loss"] = check_finite("U-GAN generator loss", loss.item(), t)
         if isinstance(s.generator, GaussianGenerator):  # before G's step: the samples' own density
             with torch.no_grad():  # beside the estimate, the generator's exact entropy −E log g(x)
-                out["entropy_generator"] = -s.generator.log_prob(x, context).mean().item()
+                log_g_x = log_g_exact if log_g_exact is not None else s.generator.log_prob(x, context)
+                out["entropy_generator"] = -log_g_x.mean().item()
         if c.shared_bridge_step:  # one backward for the generator and the bridge's first MLE step (3. below)
             out["bridge_nll"] = check_finite("U-GAN bridge NLL", -log_nu.mean().item(), t)
             # loss holds +weight · mean log ν(x) and nothing else depending on ν, so ∂loss/∂θ_ν = −weight ∇_θν NLL(x):
@@ -370,7 +375,7 @@ class UGAN:
             out["entropy"] = -log_rho.mean().item()  # from D + log ν
             if log_g is not None:  # a one-way generator's own density (OW eq. 10) is the direct estimate
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], -log_g.mean().item()
-            elif c.exact_density in ("density", "both"):  # the exact one, read before G's step, serves downstream
+            elif c.exact_density in EXACT_DOWNSTREAM:  # the exact one, read before G's step, serves downstream
                 out["entropy_critic_bridge"], out["entropy"] = out["entropy"], out["entropy_generator"]
             out["log_u"] = log_u.mean().item()
 
