@@ -94,7 +94,7 @@ RESUME_READS = ("sampler", "seed", "buffer_size", "resume", "replay_buffer")
 SOFTQ_ONLY = ("sampler", "reward_scale", "tau", "target_entropy", "value_particles", "value_qmc", "proposal",
               "schedule", "lambda0", "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "bridge_anchor", "sampler_grad_clip", "generator_lr",
               "generator_hidden", "generator", "shared_bridge_step", "critic_pessimism", "sampler_loss_tau",
-              "temperature_grad_clip", "exact_density")
+              "temperature_grad_clip", "exact_density", "bridge_steps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bridge-anchor", action=argparse.BooleanOptionalAction, default=None,
                    help="U-GAN samplers: anchor the MAF bridge at the generator's zero-noise output, "
                         "ν(a|s) = ν0(a − G(0; s) | s) (default off or a preset's)")
+    p.add_argument("--bridge-steps", type=int, default=None, metavar="N",
+                   help="U-GAN samplers: MLE steps of the MAF bridge per generator step, a shared one counted "
+                        "(default 1 in RL)")
     p.add_argument("--shared-bridge-step", action=argparse.BooleanOptionalAction, default=None,
                    help="U-GAN samplers: take the bridge's MLE step from the generator's own backward, on the "
                         "generator's samples (one MAF pass fewer per update; default off or a preset's)")
@@ -216,7 +219,7 @@ def validate(args: argparse.Namespace) -> None:
         fail(f"--steps must be positive, got {args.steps}")
     check_args(seeds={"--seed": args.seed})
     for name in ("eval_every", "checkpoint_every", "batch_size", "buffer_size", "value_particles", "eval_episodes",
-                 "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "n_critics"):
+                 "policy_delay", "sampler_steps", "sampler_particles", "sampler_batch_size", "n_critics", "bridge_steps"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.sampler_grad_clip is not None and not args.sampler_grad_clip >= 0:
@@ -259,7 +262,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.sampler_particles is not None and args.sampler == "svgd":
         fail("--sampler-particles applies to the U-GAN and MAF samplers, not svgd (SQL's 8 + 8 particles)")
     sampler = args.sampler or default_sampler(args.env)
-    for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden"):
+    for name in ("bridge_anchor", "shared_bridge_step", "generator_lr", "generator_hidden", "bridge_steps"):
         if getattr(args, name) is not None and not sampler.startswith("ugan"):
             fail(f"--{name.replace('_', '-')} applies to the U-GAN samplers, not {sampler}")
     if args.generator is not None:
@@ -338,6 +341,8 @@ def build_model(args: argparse.Namespace, env):
         sampler_kwargs["generator_hidden"] = tuple(args.generator_hidden)
     if args.generator is not None:
         sampler_kwargs["generator"] = args.generator
+    if args.bridge_steps is not None:
+        sampler_kwargs["bridge_steps"] = args.bridge_steps
     if args.exact_density is not None:
         sampler_kwargs["exact_density"] = args.exact_density
         if args.exact_density in EXACT_IN_LOSS:  # no log ν in the loss: the bridge takes all its steps itself

@@ -115,6 +115,9 @@ def test_short_swimmer_run_with_learned_temperature(tmp_path):
     (["--sampler", "svgd", "--generator-lr", "1e-4"], "--generator-lr applies to the U-GAN samplers, not svgd"),
     (["--sampler", "maf", "--generator-hidden", "256"], "--generator-hidden applies to the U-GAN samplers, not maf"),
     (["--sampler", "ugan", "--generator-hidden", "256", "0"], "--generator-hidden widths must be positive, got 256 0"),
+    (["--bridge-steps", "0"], "--bridge-steps must be positive, got 0"),
+    (["--sampler", "maf", "--bridge-steps", "2"], "--bridge-steps applies to the U-GAN samplers, not maf"),
+    (["--algo", "sac", "--bridge-steps", "2"], "--bridge-steps applies to --algo softq only"),
     (["--sampler", "ugan", "--generator", "flow"], "unknown generator 'flow'; choose one of: mlp, gaussian"),
     (["--sampler", "ugan-oneway", "--generator", "gaussian"], "--generator applies to ugan and ugan-nocritic, not ugan-oneway"),
     (["--algo", "td3", "--generator", "gaussian"], "--generator applies to --algo softq only"),
@@ -532,6 +535,33 @@ def test_shared_bridge_step_flag_reaches_the_ugan_config():
     # only, the loss keeps log ν and the shared step
     assert shared("Swimmer-v4", "--generator", "gaussian", "--exact-density", "loss") == (False, False)
     assert shared("Swimmer-v4", "--generator", "gaussian", "--exact-density", "density") == (True, True)
+
+
+def test_bridge_steps_flag_reaches_the_ugan_config_and_each_step_moves_the_bridge():
+    """--bridge-steps sets the U-GAN's MLE steps per generator step (RL's default 1, the Swimmer preset's shared one);
+    with 3, one update takes the shared step and two of its own, so the bridge moves further than with 1."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from envs import make_env
+    from train_rl import build_model, build_parser
+
+    def build(*flags):
+        args = build_parser().parse_args(["--env", "Swimmer-v4", "--steps", "1000", "--sampler", "ugan-nocritic", *flags])
+        return build_model(args, make_env("Swimmer-v4"))
+
+    model, config = build()
+    assert model.policy.sampler_trainer.config.bridge_steps == 1 and "bridge_steps" not in config
+    moved = {}
+    for n in (1, 3):
+        torch.manual_seed(0)
+        model, config = build("--bridge-steps", str(n))
+        trainer = model.policy.sampler_trainer
+        assert trainer.config.bridge_steps == n and config["bridge_steps"] == n
+        bridge = trainer.sampler.bridge
+        before = [p.detach().clone() for p in bridge.parameters()]
+        trainer.update(lambda x, c: -0.5 * x.pow(2).sum(-1), torch.randn(4, 8))  # Swimmer's 8-dim state
+        moved[n] = sum((p.detach() - b).abs().sum().item() for p, b in zip(bridge.parameters(), before))
+    assert moved[3] > 1.5 * moved[1] > 0, moved
 
 
 def test_swimmer_presets_for_maf_and_ugan_and_sqls_defaults_elsewhere():
