@@ -939,3 +939,66 @@ def test_refit_sampler_fits_three_samplers_to_a_frozen_critic(tmp_path):
         bad = subprocess.run([sys.executable, "benchmarks/refit_sampler.py", *args], capture_output=True,
                              text=True, cwd=ROOT)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+
+
+def _exact_bridge_sampler(bridge_scale: float):
+    """A U-GAN sampler whose Gaussian generator has σ(s) = 1 and whose anchored bridge is ν(x|s) = N(x; μ(s),
+    bridge_scale⁻² I) exactly: the MADE blocks' last layers give every feature the same scale and no shift."""
+    import torch
+    from softq_ugan.ugan import UGANConfig, UGANSampler
+
+    torch.manual_seed(0)
+    s = UGANSampler(UGANConfig(features=2, context_features=3, generator="gaussian", critic=False, bridge_anchor=True,
+                               bridge_blocks=2, bridge_hidden=8, generator_hidden=(8,)))
+    last = s.generator.gaussian.net[-1]
+    with torch.no_grad():
+        last.weight[2:].zero_()
+        last.bias[2:].zero_()  # log σ(s) = 0
+        for t in s.bridge.flow.flow._transform._transforms:
+            if hasattr(t, "autoregressive_net"):  # scale softplus(b) + ε per block, two blocks
+                t.autoregressive_net.final_layer.weight.zero_()
+                t.autoregressive_net.final_layer.bias.zero_()
+                t.autoregressive_net.final_layer.bias[0::2] = math.log(math.expm1(bridge_scale**0.5 - t._epsilon))
+    return s
+
+
+def test_generator_gradient_agrees_where_the_bridge_is_the_generators_density():
+    """agreement() against closed forms: with ν = g the estimate's gradient is the exact one up to the draws' noise
+    and its entropy error is 0; with ν₀ = N(0, ¼ I) against g = N(μ, I) the entropy error is
+    d(s²/2 − 1/2 − log s) = 1.61 nats (s = 2, d = 2) and the gradient is far off."""
+    import torch
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from generator_gradient import agreement
+
+    c = torch.randn(32, 3)
+    exact = _exact_bridge_sampler(1.0)
+    x = exact.rsample(5, c)
+    assert torch.allclose(exact.bridge_log_prob(x, c), exact.generator.log_prob(x, c), atol=1e-4)
+
+    def target(x, c):
+        return -2.0 * (x - 1).pow(2).sum(-1)
+
+    torch.manual_seed(1)
+    flat = agreement(exact, c, lambda x, c: torch.zeros(x.shape[:-1]), 1.0, 16)
+    assert flat["cos_trained"] > 0.99 and flat["err_trained"] < 0.15 and flat["err_anchor_grad"] < 0.15, flat
+    assert abs(flat["entropy"] - math.log(2 * math.pi * math.e)) < 0.1 and abs(flat["entropy_error"]) < 1e-4, flat
+    torch.manual_seed(1)
+    off = agreement(_exact_bridge_sampler(2.0), c, target, 1.0, 16)
+    assert abs(off["entropy_error"] - 2 * (2.0 - 0.5 - math.log(2.0))) < 0.5 and off["err_trained"] > 0.5, off
+
+
+def test_generator_gradient_tiny_and_its_bad_input(tmp_path):
+    out = tmp_path / "gg.md"
+    flags = ("--sampler-loss-tau --generator gaussian --generator-hidden 16 16 --learning-starts 200 --batch-size 32 "
+             "--sampler-batch-size 32 --net-arch 32 32")
+    r = run("benchmarks/generator_gradient.py", "--steps", "400", "--every", "100", "--states", "8", "--draws", "2",
+            f"--flags={flags}", "--out", str(out))
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| 0 | ")]
+    assert [int(row[1]) for row in rows] == [300, 400], out.read_text()
+    assert all(-1 <= float(row[6]) <= 1 and float(row[7]) >= 0 and -1 <= float(row[8]) <= 1 for row in rows)
+    assert "<!-- notes -->" in out.read_text() and "seed 0 step 300" in r.stdout
+    bad = subprocess.run([sys.executable, "benchmarks/generator_gradient.py", "--flags=--sampler-loss-tau", "--out",
+                          str(tmp_path / "no.md")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "error: --flags must include --generator gaussian: the exact log g the estimate is measured against")
+    assert not (tmp_path / "no.md").exists()
